@@ -1,0 +1,103 @@
+"""SNIPER configuration keys (``cfg.SNIPER``), added by :func:`add_sniper_config`.
+
+Units used below:
+
+* *original px*: pixels of the image as stored on disk / in the annotation file.
+* *chip px*: pixels of the scaled image a chip is cut from (= original px x scale factor).
+* *sqrt(area)*: ``sqrt(w * h)`` of a box, the size measure SNIPER's valid ranges use.
+
+A *scale* is written in one of three forms (see :mod:`sniper_d2.chips.scales`):
+
+* a number, e.g. ``3.0``: a factor, chip px per original px;
+* ``"longest:512"``: resize so that the longest image side is 512 px;
+* ``[short, max_long]``, e.g. ``[800, 1333]``: Detectron2-style resolution, the short side
+  becomes ``short`` unless the long side would exceed ``max_long``.
+
+A *valid range* is ``(lo, hi)`` in sqrt(area) original px; ``-1`` means unbounded.
+"""
+from detectron2.config import CfgNode as CN
+
+__all__ = ["add_sniper_config"]
+
+
+def add_sniper_config(cfg):
+    """Add the ``cfg.SNIPER`` node (SNIPER defaults for COCO) to a Detectron2 config, in place.
+
+    Calling it twice is harmless (existing values are kept).
+    """
+    if "SNIPER" in cfg:
+        return cfg
+    cfg.SNIPER = CN()
+    # Side of the square chips, chip px. Smaller chips (coarse scales, small images) are padded
+    # to this size by batching.
+    cfg.SNIPER.CHIP_SIZE = 512
+    # Seed of the chip sequence (chip placement tie-breaks, random strides, negative-chip
+    # sampling, chip order). -1: use cfg.SEED when it is >= 0, else 0. All ranks use the same
+    # seed, so a resumed run continues the same sequence.
+    cfg.SNIPER.SEED = -1
+
+    # ---- Training: positive chips -----------------------------------------------------------
+    cfg.SNIPER.TRAIN = CN()
+    # False: train_net.py uses Detectron2's standard single-image loader (a non-SNIPER baseline).
+    cfg.SNIPER.TRAIN.ENABLED = True
+    # Training scales, finest first (see module docstring for the three forms).
+    cfg.SNIPER.TRAIN.SCALES = (3.0, 1.667, "longest:512")
+    # One (lo, hi) per training scale, sqrt(area) in original px, -1 = unbounded.
+    cfg.SNIPER.TRAIN.VALID_RANGES = ((-1, 80), (32, 150), (120, -1))
+    # Step of the candidate-chip grid, chip px (the paper uses 32).
+    cfg.SNIPER.TRAIN.CHIP_STRIDE = 32
+    # Optional (min, max) chip px, inclusive: draw the stride from this range every epoch
+    # instead of using CHIP_STRIDE (the authors' released code uses (56, 59)). Empty: off.
+    cfg.SNIPER.TRAIN.CHIP_STRIDE_RANGE = ()
+    # A ground-truth box clipped to a chip is kept only if it is at least this wide and high,
+    # chip px.
+    cfg.SNIPER.TRAIN.MIN_BOX_SIZE = 10
+    # Extra Detectron2 augmentations applied to every chip after the crop and the flip
+    # (INPUT.RANDOM_FLIP), written as expressions over detectron2.data.transforms, e.g.
+    # ("RandomBrightness(0.8, 1.2)", "RandomContrast(0.8, 1.2)").
+    cfg.SNIPER.TRAIN.AUGMENTATIONS = ()
+    # RPN: anchors whose IoU with an invalid box (out of range, assigned to another chip,
+    # or crowd) exceeds this are ignored, even if they matched a valid box.
+    cfg.SNIPER.TRAIN.RPN_INVALID_IOU_THRESH = 0.3
+
+    # ---- Training: negative chips -----------------------------------------------------------
+    cfg.SNIPER.NEG = CN()
+    # Proposal files (Detectron2 format, boxes in original XYXY px), one per DATASETS.TRAIN
+    # entry. Empty: no negative chips (positive chips only).
+    cfg.SNIPER.NEG.PROPOSAL_FILES = ()
+    # Negative chips sampled per image and epoch from its pool (all of them if fewer).
+    cfg.SNIPER.NEG.CHIPS_PER_IMAGE = 2
+    # Per training scale: a negative chip is kept only if it holds MORE than this many
+    # uncovered proposals.
+    cfg.SNIPER.NEG.MIN_PROPOSALS = (25, 10, 10)
+
+    # ---- Negative-chip mining pipeline (tools/mine_negatives.py) ----------------------------
+    cfg.SNIPER.MINING = CN()
+    # Stage 1: length of the RPN-only schedule, in epochs of positive chips.
+    cfg.SNIPER.MINING.RPN_EPOCHS = 2.0
+    # Stage 2: proposals kept per image and test scale, after NMS.
+    cfg.SNIPER.MINING.PROPOSALS_PER_SCALE = 300
+    # Stage 2: NMS IoU threshold applied to the proposals of each scale.
+    cfg.SNIPER.MINING.NMS_THRESH = 0.7
+
+    # ---- Inference --------------------------------------------------------------------------
+    cfg.SNIPER.TEST = CN()
+    # True: run every test image at all SNIPER.TEST.SCALES and merge; False: Detectron2's
+    # single-scale inference (INPUT.MIN_SIZE_TEST / MAX_SIZE_TEST).
+    cfg.SNIPER.TEST.MULTI_SCALE = True
+    # Test scales (any of the three forms), finest first.
+    cfg.SNIPER.TEST.SCALES = ((1400, 2000), (800, 1280), (480, 512))
+    # One (lo, hi) per test scale, sqrt(area) in original px, -1 = unbounded; a detection is
+    # kept at a scale iff lo < sqrt(area) <= hi.
+    cfg.SNIPER.TEST.VALID_RANGES = ((-1, 90), (32, 180), (75, -1))
+    # How detections of all scales are merged per class: "soft_nms" (Gaussian) or "nms".
+    cfg.SNIPER.TEST.MERGE = "soft_nms"
+    # Gaussian soft-NMS: a box's score is multiplied by exp(-IoU^2 / sigma).
+    cfg.SNIPER.TEST.SOFT_NMS_SIGMA = 0.55
+    # Hard NMS ("nms" merge): IoU threshold.
+    cfg.SNIPER.TEST.NMS_THRESH = 0.5
+    # Detections whose (decayed) score falls below this are dropped.
+    cfg.SNIPER.TEST.SCORE_THRESH = 0.001
+    # Detections kept per image after merging.
+    cfg.SNIPER.TEST.DETECTIONS_PER_IMAGE = 200
+    return cfg

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Create (or reuse) the Python environment sniper_d2 runs in, installing only what is missing.
+#
+#   tools/setup_env.sh                  -> ./.venv (created if absent)
+#   PYTHON=/path/to/python tools/setup_env.sh
+#                                       -> that interpreter's environment, e.g. an existing
+#                                          Detectron2 project's venv; nothing already importable
+#                                          is replaced.
+#
+# A second run only checks (a few seconds). torch/torchvision are pinned to the releases this
+# machine kind carries (2.14.1 / 0.29.1). Detectron2 is installed only when `import detectron2`
+# fails, from the `sal-detectron2` wheel (a repackaged upstream build, see README.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ -n "${PYTHON:-}" ]; then
+  py="$PYTHON"
+else
+  if [ ! -x .venv/bin/python ]; then
+    echo "[setup_env] creating .venv"
+    python3 -m venv .venv
+  fi
+  py=.venv/bin/python
+fi
+have() { "$py" -c "$1" >/dev/null 2>&1; }
+pip_install() { "$py" -m pip install --disable-pip-version-check -q "$@" 2>&1 | grep -v "is ignored: it is neither" || true; }
+
+if ! have "import torch, torchvision"; then
+  echo "[setup_env] installing torch 2.14.1 / torchvision 0.29.1 (a few minutes)"
+  pip_install torch==2.14.1 torchvision==0.29.1
+fi
+
+if ! have "import detectron2"; then
+  echo "[setup_env] detectron2 not importable: installing the sal-detectron2 0.7.2 wheel"
+  site=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  # The wheel is tagged for CPython 3.10; its Python modules run on 3.11 (no compiled _C needed).
+  pip_install --no-deps --only-binary=:all: --python-version 3.10 --implementation cp \
+    --target "$site" sal-detectron2==0.7.2
+  pip_install Pillow matplotlib pycocotools termcolor yacs tabulate cloudpickle tqdm \
+    tensorboard 'omegaconf>=2.1,<2.4' 'hydra-core>=1.1' fvcore iopath packaging 'setuptools<81'
+fi
+
+# sniper_d2 itself (editable) and the test tools; re-run when setup.py changes.
+stamp=$("$py" -c 'import sys; print(sys.prefix)')/.sniper_d2_setup
+want=$(cksum setup.py | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ] || ! have "import pytest, hypothesis"; then
+  echo "[setup_env] installing sniper_d2 (editable) and test tools"
+  pip_install -e '.[test]'
+  echo "$want" > "$stamp"
+fi
+
+for m in torch torchvision detectron2 sniper_d2; do
+  have "import $m" || { echo "[setup_env] ERROR: 'import $m' fails in $py" >&2; "$py" -c "import $m"; exit 1; }
+done
