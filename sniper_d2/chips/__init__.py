@@ -1,0 +1,46 @@
+"""Chip generation (pure numpy): where SNIPER's training chips are chosen.
+
+Flow per image and scale: size rules pick the driving boxes (:mod:`.driving_boxes`); a greedy set
+cover over a grid of candidate chips (:mod:`.candidates`, :mod:`.greedy_cover`) gives the positive
+chips (:mod:`.positive`); proposals away from them give negative chips (:mod:`.negative`); each
+box is then valid in the one chip per scale holding most of it (:mod:`.assignment`).
+:class:`ChipGenerator` (:mod:`.generator`) ties this together for all scales of an image.
+"""
+from .assignment import assign_valid_boxes
+from .box_checks import check_boxes, check_image_size, clip_proposals
+from .candidates import CandidateGrid, candidate_grid, containing_ranges, scale_boxes
+from .chip import Chip
+from .driving_boxes import box_sizes, driving_box_mask, negative_proposal_mask
+from .generator import ChipGenerator
+from .greedy_cover import greedy_cover
+from .negative import negative_chips_at_scale, sample_negative_chips, touches_any
+from .positive import positive_chips_at_scale
+from .scales import ScaleSpec, parse_scale, parse_scales, scaled_size
+from .valid_range import ValidRange, parse_valid_ranges
+
+__all__ = [
+    "Chip",
+    "ChipGenerator",
+    "CandidateGrid",
+    "ScaleSpec",
+    "ValidRange",
+    "assign_valid_boxes",
+    "box_sizes",
+    "candidate_grid",
+    "check_boxes",
+    "check_image_size",
+    "clip_proposals",
+    "containing_ranges",
+    "driving_box_mask",
+    "greedy_cover",
+    "negative_chips_at_scale",
+    "negative_proposal_mask",
+    "parse_scale",
+    "parse_scales",
+    "parse_valid_ranges",
+    "positive_chips_at_scale",
+    "sample_negative_chips",
+    "scale_boxes",
+    "scaled_size",
+    "touches_any",
+]

@@ -51,8 +51,9 @@ class ValidRange:
 
 
 def parse_valid_ranges(pairs: Sequence, num_scales: int, key: str = "VALID_RANGES"):
-    """Parse one ``(lo, hi)`` per scale; raise naming ``key`` if the counts disagree."""
-    ranges = tuple(ValidRange.from_config(p) for p in pairs)
+    """Parse one ``(lo, hi)`` (or a ready :class:`ValidRange`) per scale; raise naming ``key`` if
+    the counts disagree."""
+    ranges = tuple(p if isinstance(p, ValidRange) else ValidRange.from_config(p) for p in pairs)
     if len(ranges) != num_scales:
         raise ValueError(
             f"{key} has {len(ranges)} ranges but there are {num_scales} scales: give exactly one "

@@ -1,0 +1,157 @@
+"""``ChipGenerator``: all SNIPER chips of one image, every scale (positive chips, negative pool)."""
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .box_checks import check_image_size, clip_proposals
+from .chip import Chip
+from .driving_boxes import driving_box_mask, negative_proposal_mask
+from .negative import negative_chips_at_scale
+from .positive import positive_chips_at_scale
+from .scales import parse_scales, scaled_size
+from .valid_range import parse_valid_ranges
+
+__all__ = ["ChipGenerator"]
+
+
+class ChipGenerator:
+    """Chooses the chips of an image at every training scale.
+
+    Chips are regenerated every epoch: pass a fresh ``rng`` state (and optionally a new ``stride``)
+    each time. Identical ``rng`` states give identical chips.
+    """
+
+    def __init__(
+        self,
+        scales: Sequence,
+        valid_ranges: Sequence,
+        chip_size: int = 512,
+        stride: int = 32,
+        neg_min_proposals: Sequence[int] = (25, 10, 10),
+    ):
+        """
+        Args:
+            scales: training scales, finest first: :class:`ScaleSpec` or config values (a factor,
+                ``"longest:<px>"``, ``[short, max_long]``).
+            valid_ranges: one :class:`ValidRange` or ``(lo, hi)`` pair per scale, sqrt(area) in
+                original px, -1 = unbounded.
+            chip_size: chip side, chip px.
+            stride: default step of the candidate grid, chip px.
+            neg_min_proposals: per scale, a negative chip must fully contain MORE uncovered
+                proposals than this.
+        """
+        self.scales = parse_scales(scales)
+        self.valid_ranges = parse_valid_ranges(valid_ranges, len(self.scales))
+        if isinstance(chip_size, bool) or not isinstance(chip_size, (int, np.integer)) or chip_size < 4:
+            raise ValueError(f"chip_size must be an integer >= 4 chip px, got {chip_size!r}.")
+        self.chip_size = int(chip_size)
+        self.stride = self._checked_stride(stride)
+        self.neg_min_proposals = tuple(int(n) for n in neg_min_proposals)
+        if len(self.neg_min_proposals) != len(self.scales) or min(self.neg_min_proposals) < 0:
+            raise ValueError(
+                f"neg_min_proposals (SNIPER.NEG.MIN_PROPOSALS) is {tuple(neg_min_proposals)} but there are "
+                f"{len(self.scales)} scales: give one count >= 0 per scale, in the same order."
+            )
+
+    @classmethod
+    def from_config(cls, cfg) -> "ChipGenerator":
+        """From ``cfg.SNIPER`` (see :func:`sniper_d2.config.add_sniper_config`)."""
+        return cls(
+            scales=cfg.SNIPER.TRAIN.SCALES,
+            valid_ranges=cfg.SNIPER.TRAIN.VALID_RANGES,
+            chip_size=cfg.SNIPER.CHIP_SIZE,
+            stride=cfg.SNIPER.TRAIN.CHIP_STRIDE,
+            neg_min_proposals=cfg.SNIPER.NEG.MIN_PROPOSALS,
+        )
+
+    def _checked_stride(self, stride) -> int:
+        if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or not 1 <= stride < self.chip_size - 1:
+            raise ValueError(
+                f"The chip stride must be an integer in [1, {self.chip_size - 2}] chip px (below chip_size - 1, "
+                f"else no box fits a chip with room for a grid step), got {stride!r}."
+            )
+        return int(stride)
+
+    def image_scales(self, width, height) -> List[Tuple[float, Tuple[int, int]]]:
+        """Per scale, ``(factor, (scaled_width, scaled_height))`` for an image of ``width`` x ``height``
+        original px; factor in chip px per original px."""
+        factors = [spec.factor(width, height) for spec in self.scales]
+        return [(f, scaled_size(width, height, f)) for f in factors]
+
+    def positive_chips(
+        self, image_id, width, height, boxes, rng: np.random.Generator, *,
+        driving_mask: Optional[np.ndarray] = None, stride: Optional[int] = None,
+    ) -> List[Chip]:
+        """Positive chips of one image, all scales (finest first, greedy order within a scale).
+
+        Args:
+            image_id: passed through to the chips.
+            width, height: image size, original px.
+            boxes: (N, 4) XYXY original px, already checked (:func:`check_boxes`).
+            rng: tie-break source; one draw per scale that has driving boxes.
+            driving_mask: bool (N,); False = the box may not drive chips (crowd regions).
+            stride: grid step for this call (e.g. a per-epoch random stride), chip px; default
+                the generator's.
+        """
+        check_image_size(width, height, image_id)
+        stride = self.stride if stride is None else self._checked_stride(stride)
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        allowed = None
+        if driving_mask is not None:
+            allowed = np.asarray(driving_mask, dtype=bool)
+            if allowed.shape != (len(boxes),):
+                raise ValueError(
+                    f"Image {image_id!r}: driving_mask has shape {allowed.shape}, expected ({len(boxes)},)."
+                )
+        chips = []
+        if len(boxes) == 0:
+            return chips
+        for index, (factor, size) in enumerate(self.image_scales(width, height)):
+            mask = driving_box_mask(
+                boxes, factor, self.valid_ranges[index], index, len(self.scales), self.chip_size, stride
+            )
+            if allowed is not None:
+                mask &= allowed
+            ids = np.flatnonzero(mask)
+            if len(ids):
+                chips += positive_chips_at_scale(
+                    image_id, index, factor, size, boxes[ids], ids, self.chip_size, stride, rng
+                )
+        return chips
+
+    def negative_chip_pool(
+        self, image_id, width, height, proposals, positive_chips: Sequence[Chip], rng: np.random.Generator,
+        *, stride: Optional[int] = None,
+    ) -> List[Chip]:
+        """The image's negative-chip pool for this epoch, all scales (finest first).
+
+        Args:
+            image_id: passed through to the chips.
+            width, height: image size, original px.
+            proposals: (P, 4) XYXY original px (clipped to the image here).
+            positive_chips: this epoch's positive chips of the image (may be empty: images without
+                ground truth are sources of negative chips too).
+            rng: tie-break source.
+            stride: grid step for this call, chip px; default the generator's.
+        """
+        stride = self.stride if stride is None else self._checked_stride(stride)
+        proposals = clip_proposals(proposals, width, height, image_id)
+        pool = []
+        if len(proposals) == 0:
+            return pool
+        for index, (factor, size) in enumerate(self.image_scales(width, height)):
+            ids = np.flatnonzero(negative_proposal_mask(
+                proposals, factor, self.valid_ranges[index], index, len(self.scales), self.chip_size, stride
+            ))
+            if len(ids) <= self.neg_min_proposals[index]:
+                continue
+            windows = [
+                (c.origin[0], c.origin[1], c.origin[0] + c.size[0], c.origin[1] + c.size[1])
+                for c in positive_chips if c.scale_index == index
+            ]
+            pool += negative_chips_at_scale(
+                image_id, index, factor, size, proposals[ids], ids,
+                np.array(windows, dtype=np.float64).reshape(-1, 4),
+                self.chip_size, stride, self.neg_min_proposals[index], rng,
+            )
+        return pool
