@@ -1,0 +1,213 @@
+"""SNIPER test-time inference: the whole image at every test scale, merged (SNIPER_SPEC section 6).
+
+:class:`SniperMultiScaleInference` wraps a trained Detectron2 ``GeneralizedRCNN``. It takes the
+usual test inputs at original resolution (see :func:`build_test_mapper`), runs the model on the
+whole batch once per test scale, keeps at each scale only the detections in that scale's valid
+range and merges the scales per class with soft-NMS. Its outputs are Detectron2's standard
+``[{"instances": Instances}]`` in original px, so ``inference_on_dataset`` and ``COCOEvaluator``
+work unchanged.
+"""
+from typing import Dict, List, Sequence
+
+import torch
+from detectron2.config import configurable
+from detectron2.data import DatasetMapper
+from detectron2.structures import Instances
+from torch import nn
+from torch.nn import functional as F
+from torch.nn.parallel import DistributedDataParallel
+
+from ..chips.scales import ScaleSpec, parse_scales, scaled_size
+from ..chips.valid_range import parse_valid_ranges
+from .scale_merge import MERGE_METHODS, merge_scale_detections
+
+__all__ = ["SniperMultiScaleInference", "build_inference_model", "build_test_mapper"]
+
+
+def _describe(inputs: Dict, position: int) -> str:
+    """How an error message names one test input."""
+    for key in ("file_name", "image_id"):
+        if key in inputs:
+            return f"test image {key}={inputs[key]!r}"
+    return f"test input #{position} of the batch"
+
+
+def _resize_image(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """CHW image resized to ``height`` x ``width`` px (bilinear, antialiased when shrinking, like
+    PIL's resize that Detectron2's ResizeShortestEdge uses); float, values in the input's range.
+    Returned unchanged (not even converted) when it already has that size."""
+    if tuple(image.shape[-2:]) == (height, width):
+        return image
+    resized = F.interpolate(
+        image[None].float(), size=(height, width), mode="bilinear", align_corners=False, antialias=True
+    )
+    return resized[0]
+
+
+class SniperMultiScaleInference(nn.Module):
+    """Multi-scale inference with per-scale valid ranges and a soft-NMS merge.
+
+    For each test scale, every image of the batch is resized once (factor computed from its
+    original size, the input's ``"height"``/``"width"``) and the batch goes through
+    ``model.inference(..., do_postprocess=True)``, which returns boxes in original px.
+
+    Interplay with Detectron2's own test settings: the box predictor still applies
+    ``MODEL.ROI_HEADS.SCORE_THRESH_TEST``, ``MODEL.ROI_HEADS.NMS_THRESH_TEST`` (hard NMS) and
+    ``TEST.DETECTIONS_PER_IMAGE`` at every scale, *before* the valid-range filter and the merge
+    here. Detections they drop never reach the merge, so for SNIPER-style results lower
+    ``SCORE_THRESH_TEST`` (e.g. to ``SNIPER.TEST.SCORE_THRESH``) and raise ``TEST.DETECTIONS_PER_IMAGE``
+    (per scale, before the range filter; e.g. to ``SNIPER.TEST.DETECTIONS_PER_IMAGE``).
+    ``detections_per_image`` here caps the merged result.
+    """
+
+    @configurable
+    def __init__(
+        self,
+        model: nn.Module,
+        scales: Sequence,
+        valid_ranges: Sequence,
+        *,
+        merge: str = "soft_nms",
+        soft_nms_sigma: float = 0.55,
+        nms_thresh: float = 0.5,
+        score_thresh: float = 0.001,
+        detections_per_image: int = 200,
+    ):
+        """
+        Args:
+            model: a Detectron2 ``GeneralizedRCNN`` (or anything with its ``inference`` and
+                ``device``), possibly wrapped in DistributedDataParallel.
+            scales: test scales, each a factor, ``"longest:<px>"`` or ``(short, max_long)``.
+            valid_ranges: one ``(lo, hi)`` per scale, sqrt(area) in original px, -1 = unbounded;
+                a detection is kept at a scale iff ``lo < sqrt(area) <= hi``.
+            merge: ``"soft_nms"`` (Gaussian) or ``"nms"``, per class across scales.
+            soft_nms_sigma: Gaussian soft-NMS decay ``exp(-IoU^2 / sigma)``.
+            nms_thresh: IoU threshold of the ``"nms"`` merge.
+            score_thresh: merged detections scoring below this are dropped.
+            detections_per_image: detections kept per image after the merge.
+        """
+        super().__init__()
+        if isinstance(model, DistributedDataParallel):
+            model = model.module
+        if not (callable(getattr(model, "inference", None)) and hasattr(model, "device")):
+            raise TypeError(
+                "SniperMultiScaleInference wraps a Detectron2 GeneralizedRCNN (a model with "
+                f"inference(batched_inputs, do_postprocess=True) and device); got {type(model).__name__}."
+            )
+        if getattr(model, "proposal_generator", True) is None:
+            raise ValueError(
+                "Multi-scale inference needs a model with its own proposal generator; precomputed "
+                "proposals (MODEL.LOAD_PROPOSALS) are not rescaled per test scale."
+            )
+        if merge not in MERGE_METHODS:
+            raise ValueError(f"SNIPER.TEST.MERGE is {merge!r}; use one of {MERGE_METHODS}.")
+        if not soft_nms_sigma > 0:
+            raise ValueError(f"SNIPER.TEST.SOFT_NMS_SIGMA must be > 0, got {soft_nms_sigma}.")
+        if not 0 <= nms_thresh <= 1:
+            raise ValueError(f"SNIPER.TEST.NMS_THRESH must be in [0, 1], got {nms_thresh}.")
+        if not score_thresh >= 0:
+            raise ValueError(f"SNIPER.TEST.SCORE_THRESH must be >= 0, got {score_thresh}.")
+        if int(detections_per_image) != detections_per_image or detections_per_image <= 0:
+            raise ValueError(
+                f"SNIPER.TEST.DETECTIONS_PER_IMAGE must be a positive integer, got {detections_per_image}."
+            )
+        self.model = model
+        self.scales: List[ScaleSpec] = list(parse_scales(scales))
+        self.valid_ranges = list(
+            parse_valid_ranges(valid_ranges, len(self.scales), key="SNIPER.TEST.VALID_RANGES")
+        )
+        self.merge = merge
+        self.soft_nms_sigma = float(soft_nms_sigma)
+        self.nms_thresh = float(nms_thresh)
+        self.score_thresh = float(score_thresh)
+        self.detections_per_image = int(detections_per_image)
+        self.train(model.training)
+
+    @classmethod
+    def from_config(cls, cfg, model):
+        test = cfg.SNIPER.TEST
+        return {
+            "model": model,
+            "scales": test.SCALES,
+            "valid_ranges": test.VALID_RANGES,
+            "merge": test.MERGE,
+            "soft_nms_sigma": test.SOFT_NMS_SIGMA,
+            "nms_thresh": test.NMS_THRESH,
+            "score_thresh": test.SCORE_THRESH,
+            "detections_per_image": test.DETECTIONS_PER_IMAGE,
+        }
+
+    def _original_size(self, inputs: Dict, position: int):
+        """(height, width) in original px of one test input, checking its image."""
+        image = inputs.get("image")
+        if not isinstance(image, torch.Tensor) or image.dim() != 3 or min(image.shape[1:]) < 1:
+            shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+            raise ValueError(
+                f"{_describe(inputs, position)}: 'image' must be a CHW tensor with at least "
+                f"1x1 px (as DatasetMapper produces), got {shape}."
+            )
+        height = int(inputs.get("height", image.shape[1]))
+        width = int(inputs.get("width", image.shape[2]))
+        if height < 1 or width < 1:
+            raise ValueError(
+                f"{_describe(inputs, position)}: 'height'/'width' must be positive original px, "
+                f"got {height}x{width}."
+            )
+        return height, width
+
+    def forward(self, batched_inputs: List[Dict]) -> List[Dict[str, Instances]]:
+        """Detections for each input, ``[{"instances": Instances}]`` in original px.
+
+        Args:
+            batched_inputs: Detectron2 test inputs, each with ``"image"`` (CHW, the model's
+                input format; normally at original resolution) and ``"height"``/``"width"``
+                (original px, default: the image's size).
+        """
+        if self.model.training:
+            raise RuntimeError(
+                "SniperMultiScaleInference runs inference only: call .eval() on it (or the model) first."
+            )
+        sizes = [self._original_size(inputs, i) for i, inputs in enumerate(batched_inputs)]
+        images = [inputs["image"].to(self.model.device) for inputs in batched_inputs]
+        per_scale = []
+        with torch.no_grad():
+            for scale in self.scales:
+                scaled_inputs = []
+                for image, (height, width) in zip(images, sizes):
+                    new_width, new_height = scaled_size(width, height, scale.factor(width, height))
+                    scaled_inputs.append(
+                        {"image": _resize_image(image, new_height, new_width), "height": height, "width": width}
+                    )
+                outputs = self.model.inference(scaled_inputs, do_postprocess=True)
+                per_scale.append([output["instances"] for output in outputs])
+            return [
+                {
+                    "instances": merge_scale_detections(
+                        [detections[i] for detections in per_scale],
+                        self.valid_ranges,
+                        method=self.merge,
+                        soft_nms_sigma=self.soft_nms_sigma,
+                        nms_thresh=self.nms_thresh,
+                        score_thresh=self.score_thresh,
+                        max_detections=self.detections_per_image,
+                    )
+                }
+                for i in range(len(batched_inputs))
+            ]
+
+
+def build_test_mapper(cfg) -> DatasetMapper:
+    """Test-time mapper matching ``build_inference_model``: images at original resolution
+    (no resize; the wrapper resizes per scale) when ``SNIPER.TEST.MULTI_SCALE``, else
+    Detectron2's default test mapper (``INPUT.MIN_SIZE_TEST`` / ``MAX_SIZE_TEST``)."""
+    if cfg.SNIPER.TEST.MULTI_SCALE:
+        return DatasetMapper(is_train=False, augmentations=[], image_format=cfg.INPUT.FORMAT)
+    return DatasetMapper(cfg, is_train=False)
+
+
+def build_inference_model(cfg, model: nn.Module) -> nn.Module:
+    """The model to evaluate: ``SniperMultiScaleInference`` around ``model`` when
+    ``SNIPER.TEST.MULTI_SCALE``, else ``model`` itself (Detectron2's single-scale inference)."""
+    if cfg.SNIPER.TEST.MULTI_SCALE:
+        return SniperMultiScaleInference(cfg, model)
+    return model

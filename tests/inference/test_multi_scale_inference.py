@@ -1,0 +1,230 @@
+"""SniperMultiScaleInference: per-scale resizing and batching, outputs in original px, odd inputs,
+config wiring, and Detectron2's evaluation loop running it unchanged."""
+import cv2
+import numpy as np
+import pytest
+import torch
+from detectron2.data import DatasetCatalog, MetadataCatalog, build_detection_test_loader
+from detectron2.evaluation import COCOEvaluator, inference_on_dataset
+from detectron2.modeling import build_model
+from detectron2.structures import Boxes, Instances
+from torch import nn
+
+from sniper_d2.inference import SniperMultiScaleInference, build_inference_model, build_test_mapper
+
+
+class RecordingDetector(nn.Module):
+    """Stands in for a GeneralizedRCNN: records what ``inference`` receives and returns, at the
+    k-th call (= k-th scale), one class-0 square of side ``sides[k]`` original px per image."""
+
+    def __init__(self, sides):
+        super().__init__()
+        self.sides = sides
+        self.calls = []
+
+    @property
+    def device(self):
+        return torch.device("cpu")
+
+    def inference(self, batched_inputs, do_postprocess=True):
+        assert do_postprocess and not self.training and not torch.is_grad_enabled()
+        self.calls.append([(tuple(x["image"].shape), x["height"], x["width"]) for x in batched_inputs])
+        side = float(self.sides[len(self.calls) - 1])
+        return [
+            {
+                "instances": Instances(
+                    (x["height"], x["width"]),
+                    pred_boxes=Boxes(torch.tensor([[0.0, 0.0, side, side]])),
+                    scores=torch.tensor([0.5]),
+                    pred_classes=torch.tensor([0]),
+                )
+            }
+            for x in batched_inputs
+        ]
+
+
+def uint8_image(height, width, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (3, height, width), dtype=torch.uint8, generator=g)
+
+
+def test_resizes_each_image_once_per_scale_and_batches_per_scale():
+    detector = RecordingDetector(sides=[10, 40, 70]).eval()
+    wrapper = SniperMultiScaleInference(
+        detector, [2.0, (50, 100), "longest:60"], [(-1, -1), (30, 50), (-1, -1)], merge="nms"
+    )
+    inputs = [
+        {"image": uint8_image(80, 120), "height": 80, "width": 120},
+        {"image": uint8_image(40, 200), "height": 40, "width": 200},
+    ]
+    outputs = wrapper(inputs)
+    assert detector.calls == [
+        [((3, 160, 240), 80, 120), ((3, 80, 400), 40, 200)],  # factor 2
+        [((3, 50, 75), 80, 120), ((3, 20, 100), 40, 200)],  # short 50 / long <= 100
+        [((3, 40, 60), 80, 120), ((3, 12, 60), 40, 200)],  # longest side 60
+    ]
+    for output, size in zip(outputs, [(80, 120), (40, 200)]):
+        instances = output["instances"]
+        assert instances.image_size == size
+        # Only the middle scale's range (30, 50] admits its 40 px box; sides 10 and 70 come from
+        # scales whose ranges are open, so they are kept as well, each exactly once.
+        assert sorted(instances.pred_boxes.area().sqrt().tolist()) == [10.0, 40.0, 70.0]
+
+
+def test_scale_factor_follows_original_size_not_input_image_size():
+    # A mapper that already resized the image: the scale is still relative to height/width.
+    detector = RecordingDetector(sides=[10]).eval()
+    wrapper = SniperMultiScaleInference(detector, [2.0], [(-1, -1)])
+    wrapper([{"image": uint8_image(30, 50), "height": 60, "width": 100}])
+    assert detector.calls == [[((3, 120, 200), 60, 100)]]
+
+
+def test_matches_plain_model_at_one_full_range_scale(tiny_model):
+    wrapper = SniperMultiScaleInference(
+        tiny_model, [1.0], [(-1, -1)], merge="nms", nms_thresh=0.5, detections_per_image=100
+    )
+    inputs = [{"image": uint8_image(96, 128, seed=s), "height": 96, "width": 128} for s in (1, 2)]
+    with torch.no_grad():
+        expected = tiny_model(inputs)
+    outputs = wrapper(inputs)
+    for got, want in zip(outputs, expected):
+        got, want = got["instances"], want["instances"]
+        assert len(want) > 0
+        assert torch.equal(got.pred_boxes.tensor, want.pred_boxes.tensor)
+        assert torch.equal(got.scores, want.scores)
+        assert torch.equal(got.pred_classes, want.pred_classes)
+
+
+def check_standard_outputs(outputs, sizes, max_detections):
+    assert len(outputs) == len(sizes)
+    for output, (height, width) in zip(outputs, sizes):
+        instances = output["instances"]
+        assert instances.image_size == (height, width)
+        assert set(instances.get_fields()) >= {"pred_boxes", "scores", "pred_classes"}
+        assert len(instances) <= max_detections
+        boxes = instances.pred_boxes.tensor
+        assert boxes.shape[1] == 4 and not boxes.requires_grad
+        assert (boxes[:, 0::2] >= 0).all() and (boxes[:, 0::2] <= width).all()
+        assert (boxes[:, 1::2] >= 0).all() and (boxes[:, 1::2] <= height).all()
+        assert torch.all(instances.scores[:-1] >= instances.scores[1:])
+
+
+def test_images_smaller_than_every_scale_are_upscaled(tiny_cfg, tiny_model):
+    wrapper = SniperMultiScaleInference(tiny_cfg, tiny_model)
+    sizes = [(20, 20), (1, 1), (3, 17)]
+    outputs = wrapper([{"image": uint8_image(h, w), "height": h, "width": w} for h, w in sizes])
+    check_standard_outputs(outputs, sizes, tiny_cfg.SNIPER.TEST.DETECTIONS_PER_IMAGE)
+    assert len(outputs[0]["instances"]) > 0
+
+
+@pytest.mark.parametrize("size", [(50, 2000), (2000, 50)])
+def test_extreme_aspect_ratios(tiny_cfg, tiny_model, size):
+    # One image per batch: a batch pads every image to the largest height and width.
+    wrapper = SniperMultiScaleInference(tiny_cfg, tiny_model)
+    outputs = wrapper([{"image": uint8_image(*size), "height": size[0], "width": size[1]}])
+    check_standard_outputs(outputs, [size], tiny_cfg.SNIPER.TEST.DETECTIONS_PER_IMAGE)
+
+
+def test_no_detections_gives_empty_standard_outputs(tiny_cfg):
+    cfg = tiny_cfg.clone()
+    cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = 1.0  # the box predictor keeps nothing
+    model = build_model(cfg).eval()
+    outputs = SniperMultiScaleInference(cfg, model)([{"image": uint8_image(64, 64), "height": 64, "width": 64}])
+    instances = outputs[0]["instances"]
+    assert len(instances) == 0 and instances.image_size == (64, 64)
+    assert instances.pred_boxes.tensor.shape == (0, 4)
+    assert instances.scores.shape == (0,) and instances.pred_classes.dtype == torch.int64
+
+
+def test_training_mode_and_bad_images_are_rejected_clearly(tiny_cfg, tiny_model):
+    wrapper = SniperMultiScaleInference(tiny_cfg, tiny_model)
+    with pytest.raises(ValueError, match="file_name='broken.jpg'.*CHW"):
+        wrapper([{"image": torch.zeros(8, 8, dtype=torch.uint8), "file_name": "broken.jpg"}])
+    with pytest.raises(ValueError, match=r"image_id=7.*\(3, 0, 8\)"):
+        wrapper([{"image": torch.zeros(3, 0, 8, dtype=torch.uint8), "image_id": 7}])
+    wrapper.train()
+    try:
+        with pytest.raises(RuntimeError, match="eval"):
+            wrapper([{"image": uint8_image(16, 16)}])
+    finally:
+        wrapper.eval()
+    assert not tiny_model.training
+
+
+def test_config_wiring(tiny_cfg, tiny_model):
+    cfg = tiny_cfg.clone()
+    cfg.SNIPER.TEST.MERGE = "nms"
+    cfg.SNIPER.TEST.SOFT_NMS_SIGMA = 0.3
+    cfg.SNIPER.TEST.NMS_THRESH = 0.6
+    cfg.SNIPER.TEST.SCORE_THRESH = 0.01
+    cfg.SNIPER.TEST.DETECTIONS_PER_IMAGE = 17
+    wrapper = build_inference_model(cfg, tiny_model)
+    assert isinstance(wrapper, SniperMultiScaleInference) and wrapper.model is tiny_model
+    assert [str(s) for s in wrapper.scales] == ["[160, 200]", "1", "longest:48"]
+    assert [r.as_config() for r in wrapper.valid_ranges] == [(-1, 30), (20, 60), (40, -1)]
+    assert (wrapper.merge, wrapper.soft_nms_sigma, wrapper.nms_thresh) == ("nms", 0.3, 0.6)
+    assert (wrapper.score_thresh, wrapper.detections_per_image) == (0.01, 17)
+
+    cfg.SNIPER.TEST.MULTI_SCALE = False
+    assert build_inference_model(cfg, tiny_model) is tiny_model
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("MERGE", "softnms", "SNIPER.TEST.MERGE"),
+        ("VALID_RANGES", ((-1, 30), (20, -1)), "SNIPER.TEST.VALID_RANGES has 2 ranges but there are 3 scales"),
+        ("SOFT_NMS_SIGMA", 0.0, "SNIPER.TEST.SOFT_NMS_SIGMA"),
+        ("DETECTIONS_PER_IMAGE", 0, "SNIPER.TEST.DETECTIONS_PER_IMAGE"),
+        ("SCALES", ((160, 200), 0.0, "longest:48"), "Invalid scale"),
+    ],
+)
+def test_bad_config_is_rejected_naming_the_key(tiny_cfg, tiny_model, key, value, message):
+    cfg = tiny_cfg.clone()
+    cfg.SNIPER.TEST[key] = value
+    with pytest.raises(ValueError, match=message):
+        SniperMultiScaleInference(cfg, tiny_model)
+
+
+def test_rejects_a_model_without_inference():
+    with pytest.raises(TypeError, match="GeneralizedRCNN"):
+        SniperMultiScaleInference(nn.Linear(2, 2), [1.0], [(-1, -1)])
+
+
+def write_image(path, height, width):
+    cv2.imwrite(str(path), np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8))
+    return str(path)
+
+
+def test_test_mapper_keeps_original_resolution_only_for_multi_scale(tiny_cfg, tmp_path):
+    record = {"file_name": write_image(tmp_path / "a.png", 30, 50), "height": 30, "width": 50, "image_id": 1}
+    image = build_test_mapper(tiny_cfg)(record)["image"]
+    assert image.shape == (3, 30, 50) and image.dtype == torch.uint8
+    single = tiny_cfg.clone()
+    single.SNIPER.TEST.MULTI_SCALE = False
+    assert build_test_mapper(single)(record)["image"].shape == (3, 800, 1333)
+
+
+def test_inference_on_dataset_with_coco_evaluator(tiny_cfg, tiny_model, tmp_path):
+    name = "sniper_inference_test_tiny"
+    records = [
+        {
+            "file_name": write_image(tmp_path / f"{i}.png", 48 + 16 * i, 64),
+            "height": 48 + 16 * i,
+            "width": 64,
+            "image_id": i,
+            "annotations": [{"bbox": [4.0, 4.0, 30.0, 20.0], "bbox_mode": 0, "category_id": i % 3}],
+        }
+        for i in range(2)
+    ]
+    DatasetCatalog.register(name, lambda: records)
+    MetadataCatalog.get(name).set(thing_classes=["a", "b", "c"])
+    try:
+        loader = build_detection_test_loader(records, mapper=build_test_mapper(tiny_cfg))
+        evaluator = COCOEvaluator(name, tasks=("bbox",), output_dir=str(tmp_path))
+        results = inference_on_dataset(build_inference_model(tiny_cfg, tiny_model), loader, evaluator)
+    finally:
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+    assert set(results["bbox"]) >= {"AP", "AP50", "APs"}
+    assert not tiny_model.training
