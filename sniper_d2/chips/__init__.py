@@ -10,7 +10,7 @@ from .assignment import assign_valid_boxes
 from .box_checks import check_boxes, check_image_size, clip_proposals
 from .candidates import CandidateGrid, candidate_grid, containing_ranges, scale_boxes
 from .chip import Chip
-from .driving_boxes import box_sizes, driving_box_mask, negative_proposal_mask
+from .driving_boxes import BoxShapes, SizeRule, box_shapes, box_sizes, driving_rules, proposal_rules
 from .generator import ChipGenerator
 from .greedy_cover import greedy_cover
 from .negative import negative_chips_at_scale, sample_negative_chips, touches_any
@@ -21,20 +21,23 @@ from .valid_range import ValidRange, parse_valid_ranges
 __all__ = [
     "Chip",
     "ChipGenerator",
+    "BoxShapes",
     "CandidateGrid",
     "ScaleSpec",
+    "SizeRule",
     "ValidRange",
     "assign_valid_boxes",
+    "box_shapes",
     "box_sizes",
     "candidate_grid",
     "check_boxes",
     "check_image_size",
     "clip_proposals",
     "containing_ranges",
-    "driving_box_mask",
+    "driving_rules",
     "greedy_cover",
     "negative_chips_at_scale",
-    "negative_proposal_mask",
+    "proposal_rules",
     "parse_scale",
     "parse_scales",
     "parse_valid_ranges",

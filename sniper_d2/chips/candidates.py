@@ -1,5 +1,6 @@
 """Candidate chip positions in a scaled image: a regular grid plus edge- and corner-flush chips."""
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -28,19 +29,23 @@ class CandidateGrid:
 def _positions(image_side: int, chip_side: int, stride: int) -> np.ndarray:
     last = image_side - chip_side
     if last <= 0:
-        return np.zeros(1, dtype=np.int64)
-    grid = np.arange(0, last + 1, stride, dtype=np.int64)
-    if grid[-1] != last:
-        grid = np.append(grid, last)
-    return grid
+        positions = np.zeros(1, dtype=np.int64)
+    else:
+        positions = np.arange(0, last + 1, stride, dtype=np.int64)
+        if positions[-1] != last:
+            positions = np.append(positions, last)
+    positions.flags.writeable = False  # grids are cached and shared
+    return positions
 
 
+@lru_cache(maxsize=4096)
 def candidate_grid(width: int, height: int, chip_size: int, stride: int) -> CandidateGrid:
     """Candidates for a ``width`` x ``height`` scaled image (chip px).
 
     Origins ``{0, stride, 2*stride, ... <= width - chip_size} U {width - chip_size}`` (same for y),
     so chips flush with the right and bottom edges and all four corners are included. Where the
     image is smaller than ``chip_size`` the single position 0 is used and the chip spans the image.
+    Grids are cached (images of one dataset share a few sizes); their arrays are read-only.
     """
     if chip_size < 1 or stride < 1:
         raise ValueError(f"chip_size and stride must be positive chip px, got {chip_size} and {stride}.")
@@ -59,7 +64,8 @@ def scale_boxes(boxes: np.ndarray, factor: float, image_size) -> np.ndarray:
     that touches the right or bottom edge.
     """
     width, height = image_size
-    return np.clip(boxes * factor, 0, [width, height, width, height])
+    scaled = np.maximum(boxes * factor, 0.0)
+    return np.minimum(scaled, (width, height, width, height), out=scaled)
 
 
 def containing_ranges(grid, boxes: np.ndarray):
@@ -74,8 +80,8 @@ def containing_ranges(grid, boxes: np.ndarray):
         ``(xs[a], ys[b])`` iff ``x_first[i] <= a <= x_last[i]`` and ``y_first[i] <= b <= y_last[i]``;
         an empty range (first > last) means no candidate contains it.
     """
-    x_first = np.searchsorted(grid.xs, boxes[:, 2] - grid.chip_width, side="left")
-    x_last = np.searchsorted(grid.xs, boxes[:, 0], side="right") - 1
-    y_first = np.searchsorted(grid.ys, boxes[:, 3] - grid.chip_height, side="left")
-    y_last = np.searchsorted(grid.ys, boxes[:, 1], side="right") - 1
+    x_first = grid.xs.searchsorted(boxes[:, 2] - grid.chip_width, side="left")
+    x_last = grid.xs.searchsorted(boxes[:, 0], side="right") - 1
+    y_first = grid.ys.searchsorted(boxes[:, 3] - grid.chip_height, side="left")
+    y_last = grid.ys.searchsorted(boxes[:, 1], side="right") - 1
     return x_first, x_last, y_first, y_last

@@ -13,11 +13,15 @@ scale's valid range ``[lo, hi)`` (``ValidRange.contains_train``):
 A single scale is both finest and coarsest. Proposals for negative chips follow the same rules
 without the lower bound at middle scales.
 """
+import math
+from dataclasses import dataclass
+from typing import NamedTuple, Sequence, Tuple
+
 import numpy as np
 
 from .valid_range import ValidRange
 
-__all__ = ["box_sizes", "driving_box_mask", "negative_proposal_mask"]
+__all__ = ["BoxShapes", "SizeRule", "box_shapes", "box_sizes", "driving_rules", "proposal_rules"]
 
 
 def box_sizes(boxes: np.ndarray) -> np.ndarray:
@@ -25,35 +29,60 @@ def box_sizes(boxes: np.ndarray) -> np.ndarray:
     return np.sqrt((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
 
 
-def _size_rule(boxes, factor, valid_range, scale_index, num_scales, chip_size, stride, lower_bound_at_middle):
-    finest, coarsest = scale_index == 0, scale_index == num_scales - 1
+class BoxShapes(NamedTuple):
+    """Per box, original px: ``sizes`` = sqrt(area), ``min_sides``/``max_sides`` = min/max of w, h."""
+
+    sizes: np.ndarray
+    min_sides: np.ndarray
+    max_sides: np.ndarray
+
+
+def box_shapes(boxes: np.ndarray) -> BoxShapes:
+    """The measures the size rules test, computed once per image for all scales."""
     widths = boxes[:, 2] - boxes[:, 0]
     heights = boxes[:, 3] - boxes[:, 1]
-    lo = valid_range.lo if coarsest or (lower_bound_at_middle and not finest) else 0.0
-    hi = np.inf if coarsest else valid_range.hi
-    mask = ValidRange(lo, hi).contains_train(np.sqrt(widths * heights))
-    if finest:
-        mask &= (widths >= 2) & (heights >= 2)
-    if not coarsest:
-        mask &= np.maximum(widths, heights) < (chip_size - stride - 1) / factor
-    return mask
+    return BoxShapes(np.sqrt(widths * heights), np.minimum(widths, heights), np.maximum(widths, heights))
 
 
-def driving_box_mask(boxes, factor, valid_range, scale_index, num_scales, chip_size, stride) -> np.ndarray:
-    """Bool (N,): the ground-truth boxes (original px XYXY) that drive positive chips at this scale.
+@dataclass(frozen=True)
+class SizeRule:
+    """The boxes that count at one scale.
 
-    Args:
-        factor: the scale's factor for this image, chip px per original px.
-        valid_range: the scale's :class:`ValidRange`, sqrt(area) in original px.
-        scale_index, num_scales: position of the scale in the list, 0 = finest.
-        chip_size, stride: chip side and grid step, chip px.
+    ``size_range``: sqrt(area) bounds, original px; ``min_side``: both sides at least this,
+    original px; ``fit_in_chip``: the longest side must be below ``(chip_size - stride - 1) / factor``.
     """
-    return _size_rule(boxes, factor, valid_range, scale_index, num_scales, chip_size, stride, True)
+
+    size_range: ValidRange
+    min_side: float
+    fit_in_chip: bool
+
+    def mask(self, shapes: BoxShapes, factor: float, chip_size: int, stride: int) -> np.ndarray:
+        """Bool (N,) over the boxes measured by ``shapes``; ``factor`` chip px per original px,
+        ``chip_size`` and ``stride`` chip px."""
+        mask = self.size_range.contains_train(shapes.sizes)
+        if self.min_side > 0:
+            mask &= shapes.min_sides >= self.min_side
+        if self.fit_in_chip:
+            mask &= shapes.max_sides < (chip_size - stride - 1) / factor
+        return mask
 
 
-def negative_proposal_mask(proposals, factor, valid_range, scale_index, num_scales, chip_size, stride) -> np.ndarray:
-    """Bool (P,): proposals (original px XYXY) of a size that counts for negative chips at this scale.
+def _rules(valid_ranges: Sequence[ValidRange], lower_bound_at_middle: bool) -> Tuple[SizeRule, ...]:
+    last = len(valid_ranges) - 1
+    rules = []
+    for index, valid_range in enumerate(valid_ranges):
+        finest, coarsest = index == 0, index == last
+        lo = valid_range.lo if coarsest or (lower_bound_at_middle and not finest) else 0.0
+        hi = math.inf if coarsest else valid_range.hi
+        rules.append(SizeRule(ValidRange(lo, hi), 2.0 if finest else 0.0, not coarsest))
+    return tuple(rules)
 
-    Same arguments and rules as :func:`driving_box_mask`, minus the lower bound at middle scales.
-    """
-    return _size_rule(proposals, factor, valid_range, scale_index, num_scales, chip_size, stride, False)
+
+def driving_rules(valid_ranges: Sequence[ValidRange]) -> Tuple[SizeRule, ...]:
+    """Per scale (finest first), the rule for ground-truth boxes that drive positive chips."""
+    return _rules(valid_ranges, lower_bound_at_middle=True)
+
+
+def proposal_rules(valid_ranges: Sequence[ValidRange]) -> Tuple[SizeRule, ...]:
+    """Per scale (finest first), the rule for proposals that count for negative chips."""
+    return _rules(valid_ranges, lower_bound_at_middle=False)

@@ -5,7 +5,7 @@ import numpy as np
 
 from .box_checks import check_image_size, clip_proposals
 from .chip import Chip
-from .driving_boxes import driving_box_mask, negative_proposal_mask
+from .driving_boxes import box_shapes, driving_rules, proposal_rules
 from .negative import negative_chips_at_scale
 from .positive import positive_chips_at_scale
 from .scales import parse_scales, scaled_size
@@ -52,6 +52,8 @@ class ChipGenerator:
                 f"neg_min_proposals (SNIPER.NEG.MIN_PROPOSALS) is {tuple(neg_min_proposals)} but there are "
                 f"{len(self.scales)} scales: give one count >= 0 per scale, in the same order."
             )
+        self.driving_rules = driving_rules(self.valid_ranges)
+        self.proposal_rules = proposal_rules(self.valid_ranges)
 
     @classmethod
     def from_config(cls, cfg) -> "ChipGenerator":
@@ -106,13 +108,12 @@ class ChipGenerator:
         chips = []
         if len(boxes) == 0:
             return chips
+        shapes = box_shapes(boxes)
         for index, (factor, size) in enumerate(self.image_scales(width, height)):
-            mask = driving_box_mask(
-                boxes, factor, self.valid_ranges[index], index, len(self.scales), self.chip_size, stride
-            )
+            mask = self.driving_rules[index].mask(shapes, factor, self.chip_size, stride)
             if allowed is not None:
                 mask &= allowed
-            ids = np.flatnonzero(mask)
+            ids = mask.nonzero()[0]
             if len(ids):
                 chips += positive_chips_at_scale(
                     image_id, index, factor, size, boxes[ids], ids, self.chip_size, stride, rng
@@ -139,10 +140,9 @@ class ChipGenerator:
         pool = []
         if len(proposals) == 0:
             return pool
+        shapes = box_shapes(proposals)
         for index, (factor, size) in enumerate(self.image_scales(width, height)):
-            ids = np.flatnonzero(negative_proposal_mask(
-                proposals, factor, self.valid_ranges[index], index, len(self.scales), self.chip_size, stride
-            ))
+            ids = self.proposal_rules[index].mask(shapes, factor, self.chip_size, stride).nonzero()[0]
             if len(ids) <= self.neg_min_proposals[index]:
                 continue
             windows = [

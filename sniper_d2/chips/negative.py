@@ -2,15 +2,15 @@
 
 Per scale (SNIPER_SPEC section 3): proposals of a size that counts at the scale and that touch
 (positive-area intersection) no positive chip of that scale are *uncovered*; a greedy cover of the
-uncovered proposals gives candidate chips, and a chip joins the image's negative pool only if it
-fully contains more than the scale's minimum of uncovered proposals. Each epoch a few chips are
-sampled from the pool.
+uncovered proposals gives candidate chips, and a chip joins the image's negative pool only if its
+greedy step covered more than the scale's minimum of uncovered proposals. Each epoch a few chips
+are sampled from the pool.
 """
 from typing import List, Sequence
 
 import numpy as np
 
-from .candidates import candidate_grid, containing_ranges, scale_boxes
+from .candidates import candidate_grid, scale_boxes
 from .chip import Chip
 from .greedy_cover import greedy_cover
 
@@ -45,29 +45,27 @@ def negative_chips_at_scale(
         proposal_ids: int64 (P,) their indices in the image's proposal list.
         positive_windows: (C, 4) XYXY chip px, this scale's positive chips (may be empty).
         chip_size, stride: chip side and candidate grid step, chip px.
-        min_proposals: a chip is kept only if it fully contains MORE uncovered proposals than this.
+        min_proposals: a chip is kept only if it holds MORE uncovered proposals than this.
         rng: tie-break source for the greedy cover.
 
     Returns:
-        The kept chips; ``box_ids`` = all uncovered proposals each fully contains.
+        The kept chips, in greedy order; ``box_ids`` = the uncovered proposals the chip's greedy
+        step covered. Each uncovered proposal counts for one chip only (as in the authors' code,
+        where it counts for the chip that overlaps it most), so near-duplicate chips that mostly
+        re-contain proposals of earlier chips are not kept.
     """
     scaled = scale_boxes(proposals, factor, image_size)
     nonempty = (scaled[:, 2] > scaled[:, 0]) & (scaled[:, 3] > scaled[:, 1])
-    uncovered = np.flatnonzero(nonempty & ~touches_any(scaled, positive_windows))
+    uncovered = (nonempty & ~touches_any(scaled, positive_windows)).nonzero()[0]
     if len(uncovered) <= min_proposals:
         return []
-    scaled = scaled[uncovered]
     grid = candidate_grid(image_size[0], image_size[1], chip_size, stride)
-    ranges = containing_ranges(grid, scaled)
     xs, ys, size = grid.xs.tolist(), grid.ys.tolist(), (grid.chip_width, grid.chip_height)
-    chips = []
-    for i, j, _ in greedy_cover(grid, scaled, rng):
-        x_first, x_last, y_first, y_last = ranges
-        inside = np.flatnonzero((x_first <= i) & (x_last >= i) & (y_first <= j) & (y_last >= j))
-        if len(inside) > min_proposals:
-            chips.append(Chip(image_id, scale_index, factor, (xs[i], ys[j]), size,
-                              proposal_ids[uncovered[inside]], True))
-    return chips
+    uncovered_ids = proposal_ids[uncovered]
+    return [
+        Chip(image_id, scale_index, factor, (xs[i], ys[j]), size, uncovered_ids[covered], True)
+        for i, j, covered in greedy_cover(grid, scaled[uncovered], rng, min_covered=min_proposals + 1)
+    ]
 
 
 def sample_negative_chips(pool: Sequence[Chip], num: int, rng: np.random.Generator) -> List[Chip]:
