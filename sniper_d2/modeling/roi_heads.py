@@ -5,7 +5,7 @@ A chip trains the second stage only on proposals of the sizes its scale is respo
 * a proposal whose sqrt(area) (chip px) is outside the chip's valid range (``lo <= x < hi``)
   takes no part in the loss;
 * ground-truth boxes join the proposals (``MODEL.ROI_HEADS.PROPOSAL_APPEND_GT``) only when their
-  own size is in range, and never crowd boxes;
+  own size is in range;
 * a proposal's class comes from the usual IoU matcher against every box kept in the chip, valid
   or invalid, so a negative chip (no valid box) trains as background except near invalid boxes;
 * a proposal that the matcher makes foreground of a crowd box is ignored: crowd is never positive.
@@ -60,7 +60,7 @@ class SniperProposalLabels:
         _, crowd = box_flags(targets, image_index)
         valid_range = chip_valid_range(targets, image_index)
         if self.proposal_append_gt:
-            appended = valid_range.contains_train(box_sizes(targets.gt_boxes)) & ~crowd
+            appended = valid_range.contains_train(box_sizes(targets.gt_boxes))
             proposals = add_ground_truth_to_proposals([targets[appended]], [proposals])[0]
 
         match_quality = pairwise_iou(targets.gt_boxes, proposals.proposal_boxes)
@@ -90,7 +90,7 @@ class SniperProposalLabels:
 
 @ROI_HEADS_REGISTRY.register()
 class SniperStandardROIHeads(SniperProposalLabels, StandardROIHeads):
-    """FPN ROI heads with SNIPER proposal labels (``MODEL.ROI_HEADS.NAME: SniperStandardROIHeads``)."""
+    """FPN ROI heads with SNIPER proposal labels (``ROI_HEADS.NAME: SniperStandardROIHeads``)."""
 
 
 @ROI_HEADS_REGISTRY.register()

@@ -18,7 +18,7 @@ NUM_CLASSES = 3
 
 
 def tiny_cfg(arch: str, sniper: bool):
-    """R-18 Faster R-CNN, C4 or FPN, BatchNorm, a few channels: builds and steps in well under 1 s."""
+    """R-18 Faster R-CNN, C4 or FPN, BatchNorm, few channels: builds and steps in under 1 s."""
     cfg = get_cfg()
     add_sniper_config(cfg)
     cfg.MODEL.DEVICE = "cpu"
@@ -125,3 +125,31 @@ def single_thread():
 @pytest.fixture(params=["C4", "FPN"])
 def arch(request):
     return request.param
+
+
+@pytest.fixture(name="tiny_cfg")
+def tiny_cfg_fixture():
+    """``tiny_cfg(arch, sniper)``: the tiny C4/FPN config."""
+    return tiny_cfg
+
+
+@pytest.fixture(name="model_pair")
+def model_pair_fixture(arch):
+    """Fresh (stock, sniper) models of ``arch`` with identical weights, training mode."""
+    return model_pair(arch)
+
+
+@pytest.fixture(name="plain_targets")
+def plain_targets_fixture():
+    return plain_targets()
+
+
+@pytest.fixture(name="all_valid_chip_targets")
+def all_valid_chip_targets_fixture():
+    return all_valid_chip_targets()
+
+
+@pytest.fixture(name="batched_inputs")
+def batched_inputs_fixture():
+    """``batched_inputs(targets)``: model inputs for IMAGE_SIZES (targets None: inference)."""
+    return batched_inputs

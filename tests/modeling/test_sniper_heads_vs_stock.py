@@ -9,23 +9,26 @@ import pytest
 import torch
 from detectron2.utils.events import EventStorage
 
-from conftest import all_valid_chip_targets, batched_inputs, model_pair, plain_targets
 from sniper_d2.chip_instances import ChipInstances
 
 LOGGED = ("rpn/num_pos_anchors", "rpn/num_neg_anchors", "roi_head/num_fg_samples",
           "roi_head/num_bg_samples")
 
 
-def train_step(model, targets, seed=5):
-    """One forward/backward; returns losses, parameter gradients and the logged sample counts."""
-    model.zero_grad(set_to_none=True)
-    torch.manual_seed(seed)
-    with EventStorage() as storage:
-        losses = model(batched_inputs(targets))
-        sum(losses.values()).backward()
-        logged = {k: storage.latest()[k][0] for k in LOGGED}
-    grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
-    return {k: v.detach() for k, v in losses.items()}, grads, logged
+@pytest.fixture
+def train_step(batched_inputs):
+    def step(model, targets, seed=5):
+        """One forward/backward: losses, parameter gradients and the logged sample counts."""
+        model.zero_grad(set_to_none=True)
+        torch.manual_seed(seed)
+        with EventStorage() as storage:
+            losses = model(batched_inputs(targets))
+            sum(losses.values()).backward()
+            logged = {k: storage.latest()[k][0] for k in LOGGED}
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        return {k: v.detach() for k, v in losses.items()}, grads, logged
+
+    return step
 
 
 def assert_identical_steps(step_a, step_b):
@@ -40,51 +43,56 @@ def assert_identical_steps(step_a, step_b):
 
 
 @pytest.mark.parametrize("seed", [5, 11])
-def test_all_valid_chip_targets_train_exactly_as_stock(arch, seed):
-    stock, sniper = model_pair(arch)
-    stock_step = train_step(stock, plain_targets(), seed)
+def test_all_valid_chip_targets_train_exactly_as_stock(
+    model_pair, train_step, plain_targets, all_valid_chip_targets, seed
+):
+    stock, sniper = model_pair
+    stock_step = train_step(stock, plain_targets, seed)
     assert stock_step[2]["rpn/num_pos_anchors"] > 0 and stock_step[2]["roi_head/num_fg_samples"] > 0
-    assert_identical_steps(stock_step, train_step(sniper, all_valid_chip_targets(), seed))
+    assert_identical_steps(stock_step, train_step(sniper, all_valid_chip_targets, seed))
 
 
-def test_plain_instances_train_exactly_as_stock(arch):
-    stock, sniper = model_pair(arch)
-    assert_identical_steps(train_step(stock, plain_targets()), train_step(sniper, plain_targets()))
+def test_plain_instances_train_exactly_as_stock(model_pair, train_step, plain_targets):
+    stock, sniper = model_pair
+    assert_identical_steps(train_step(stock, plain_targets), train_step(sniper, plain_targets))
 
 
-def test_chip_labels_reach_the_heads_through_the_model(arch):
+def test_chip_labels_reach_the_heads_through_the_model(
+    model_pair, train_step, plain_targets, all_valid_chip_targets
+):
     """All boxes crowd: no positive anchor, no foreground proposal, no box-regression loss."""
-    stock, sniper = model_pair(arch)
-    crowd_targets = all_valid_chip_targets()
-    for chip in crowd_targets:
+    stock, sniper = model_pair
+    for chip in all_valid_chip_targets:
         chip.gt_valid = torch.zeros(len(chip), dtype=torch.bool)
         chip.gt_crowd = torch.ones(len(chip), dtype=torch.bool)
-    losses, _, logged = train_step(sniper, crowd_targets)
+    losses, _, logged = train_step(sniper, all_valid_chip_targets)
     assert logged["rpn/num_pos_anchors"] == 0 and logged["roi_head/num_fg_samples"] == 0
     assert logged["rpn/num_neg_anchors"] > 0 and logged["roi_head/num_bg_samples"] > 0
     assert losses["loss_rpn_loc"] == 0 and losses["loss_box_reg"] == 0
-    assert train_step(stock, plain_targets())[2]["rpn/num_pos_anchors"] > 0
+    assert train_step(stock, plain_targets)[2]["rpn/num_pos_anchors"] > 0
 
 
-def mixed_chip_targets():
+def bounded_chips(all_valid_chip_targets):
     """A bounded range, an invalid box and a crowd box per chip: every SNIPER rule in play."""
     targets = []
-    for chip in all_valid_chip_targets():
+    for chip in all_valid_chip_targets:
         bounded = ChipInstances(chip.image_size, valid_range=(6.0, 60.0))
         for name, value in chip.get_fields().items():
             bounded.set(name, value.clone() if torch.is_tensor(value) else value)
         bounded.gt_valid[0] = False
-        bounded.gt_crowd[-1] = True
         bounded.gt_valid[-1] = False
+        bounded.gt_crowd[-1] = True
         targets.append(bounded)
     return targets
 
 
-def test_bfloat16_autocast_training_step_is_finite(arch):
-    _, sniper = model_pair(arch)
+def test_bfloat16_autocast_training_step_is_finite(
+    model_pair, batched_inputs, all_valid_chip_targets
+):
+    _, sniper = model_pair
     torch.manual_seed(3)
     with EventStorage() as storage, torch.autocast("cpu", dtype=torch.bfloat16):
-        losses = sniper(batched_inputs(mixed_chip_targets()))
+        losses = sniper(batched_inputs(bounded_chips(all_valid_chip_targets)))
         logged = storage.latest()
     sum(losses.values()).backward()
     assert set(losses) == {"loss_cls", "loss_box_reg", "loss_rpn_cls", "loss_rpn_loc"}
@@ -93,8 +101,8 @@ def test_bfloat16_autocast_training_step_is_finite(arch):
     assert logged["roi_head/num_fg_samples"][0] + logged["roi_head/num_bg_samples"][0] > 0
 
 
-def test_inference_is_stock(arch):
-    stock, sniper = model_pair(arch)
+def test_inference_is_stock(model_pair, batched_inputs):
+    stock, sniper = model_pair
     stock.eval()
     sniper.eval()
     with torch.no_grad():
