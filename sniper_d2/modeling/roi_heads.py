@@ -57,6 +57,8 @@ class SniperProposalLabels:
     def _sample_chip_proposals(
         self, proposals: Instances, targets: Instances, image_index: int
     ) -> Instances:
+        """One image: append in-range GT, label by IoU, ignore crowd matches and out-of-range
+        proposals (-1), then subsample like the stock heads."""
         _, crowd = box_flags(targets, image_index)
         valid_range = chip_valid_range(targets, image_index)
         if self.proposal_append_gt:
