@@ -1,8 +1,29 @@
 """SNIPER efficient multi-scale training as a Detectron2 extension.
 
-Importing this package registers every SNIPER component in Detectron2's registries.
+Importing this package registers every SNIPER component in Detectron2's registries
+(``SniperRPN``, ``SniperStandardROIHeads``, ``SniperRes5ROIHeads``) and the built-in synthetic
+datasets (``sniper_shapes_train``, ``sniper_shapes_val``; generated on first use).
 """
-from .config import add_sniper_config
+from . import modeling as _modeling  # noqa: F401  (registers the heads)
+from .chip_instances import ChipInstances
+from .config import add_sniper_config, check_sniper_config
+from .data import SniperChipMapper, build_sniper_train_loader
+from .engine import SniperTrainer
+from .inference import SniperMultiScaleInference, build_inference_model, build_test_mapper
+from .modeling import SniperRes5ROIHeads, SniperRPN, SniperStandardROIHeads
 
-__all__ = ["add_sniper_config"]
+__all__ = [
+    "ChipInstances",
+    "SniperChipMapper",
+    "SniperMultiScaleInference",
+    "SniperRPN",
+    "SniperRes5ROIHeads",
+    "SniperStandardROIHeads",
+    "SniperTrainer",
+    "add_sniper_config",
+    "build_inference_model",
+    "build_sniper_train_loader",
+    "build_test_mapper",
+    "check_sniper_config",
+]
 __version__ = "0.1.0"

@@ -17,7 +17,7 @@ A *valid range* is ``(lo, hi)`` in sqrt(area) original px; ``-1`` means unbounde
 """
 from detectron2.config import CfgNode as CN
 
-__all__ = ["add_sniper_config"]
+__all__ = ["add_sniper_config", "check_sniper_config"]
 
 
 def add_sniper_config(cfg):
@@ -101,3 +101,55 @@ def add_sniper_config(cfg):
     # Detections kept per image after merging.
     cfg.SNIPER.TEST.DETECTIONS_PER_IMAGE = 200
     return cfg
+
+
+def check_sniper_config(cfg) -> None:
+    """Fail fast, with the key to fix, on SNIPER settings that cannot work.
+
+    Checks scale/valid-range parsing and lengths, the stride settings, the merge mode, that
+    every dataset in DATASETS.TRAIN / TEST is registered, one proposal file per training dataset,
+    and that AMP/device settings fit the machine.
+    """
+    import torch
+    from detectron2.data import DatasetCatalog
+
+    from .chips.scales import parse_scales
+    from .chips.valid_range import parse_valid_ranges
+
+    s = cfg.SNIPER
+    train_scales = parse_scales(s.TRAIN.SCALES)
+    parse_valid_ranges(s.TRAIN.VALID_RANGES, len(train_scales), "SNIPER.TRAIN.VALID_RANGES")
+    if len(s.NEG.MIN_PROPOSALS) != len(train_scales):
+        raise ValueError(
+            f"SNIPER.NEG.MIN_PROPOSALS has {len(s.NEG.MIN_PROPOSALS)} values but SNIPER.TRAIN.SCALES has "
+            f"{len(train_scales)} scales: give one minimum proposal count per training scale."
+        )
+    test_scales = parse_scales(s.TEST.SCALES)
+    parse_valid_ranges(s.TEST.VALID_RANGES, len(test_scales), "SNIPER.TEST.VALID_RANGES")
+    if not 1 <= s.TRAIN.CHIP_STRIDE < s.CHIP_SIZE - 1:
+        raise ValueError(f"SNIPER.TRAIN.CHIP_STRIDE must be in [1, CHIP_SIZE - 2], got {s.TRAIN.CHIP_STRIDE}.")
+    if s.TRAIN.CHIP_STRIDE_RANGE:
+        r = tuple(s.TRAIN.CHIP_STRIDE_RANGE)
+        if len(r) != 2 or not 1 <= r[0] <= r[1] < s.CHIP_SIZE - 1:
+            raise ValueError(
+                f"SNIPER.TRAIN.CHIP_STRIDE_RANGE must be () or (min, max) with 1 <= min <= max < CHIP_SIZE - 1, got {r}."
+            )
+    if s.TEST.MERGE not in ("soft_nms", "nms"):
+        raise ValueError(f"SNIPER.TEST.MERGE must be 'soft_nms' or 'nms', got {s.TEST.MERGE!r}.")
+    registered = set(DatasetCatalog.list())
+    for key in ("TRAIN", "TEST"):
+        for name in cfg.DATASETS.get(key):
+            if name not in registered:
+                raise KeyError(
+                    f"DATASETS.{key} names '{name}', which is not a registered dataset. Register it first "
+                    "(e.g. detectron2.data.datasets.register_coco_instances) or fix the name."
+                )
+    if s.NEG.PROPOSAL_FILES and len(s.NEG.PROPOSAL_FILES) != len(cfg.DATASETS.TRAIN):
+        raise ValueError(
+            f"SNIPER.NEG.PROPOSAL_FILES has {len(s.NEG.PROPOSAL_FILES)} files for {len(cfg.DATASETS.TRAIN)} "
+            "training datasets: give one per DATASETS.TRAIN entry, in order (or none)."
+        )
+    if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("MODEL.DEVICE is 'cuda' but no GPU is available: add `MODEL.DEVICE cpu SOLVER.AMP.ENABLED False`.")
+    if cfg.SOLVER.AMP.ENABLED and not cfg.MODEL.DEVICE.startswith("cuda"):
+        raise RuntimeError("SOLVER.AMP.ENABLED needs a CUDA device (Detectron2's AMPTrainer): set it to False on CPU.")

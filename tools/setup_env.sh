@@ -20,10 +20,20 @@ else
     echo "[setup_env] creating .venv"
     python3 -m venv .venv
   fi
-  py=.venv/bin/python
+  py="$PWD/.venv/bin/python"
 fi
-have() { "$py" -c "$1" >/dev/null 2>&1; }
-pip_install() { "$py" -m pip install --disable-pip-version-check -q "$@" 2>&1 | grep -v "is ignored: it is neither" || true; }
+# checked from / so that the repository checkout itself does not count as an installed sniper_d2
+have() { (cd / && "$py" -c "$1") >/dev/null 2>&1; }
+# pip's own exit status counts (pipefail); the filter only hides this machine's noisy index warnings
+pip_install() { "$py" -m pip install --disable-pip-version-check -q "$@" 2>&1 | { grep -v "is ignored: it is neither" || true; }; }
+
+stamp=$("$py" -c 'import sys; print(sys.prefix)')/.sniper_d2_setup
+want=$(cksum setup.py | cut -d' ' -f1)
+# Fast path: everything already there (one interpreter start).
+if [ "$(cat "$stamp" 2>/dev/null || true)" = "$want" ] \
+   && have "import torch, torchvision, detectron2, sniper_d2, pytest, hypothesis"; then
+  exit 0
+fi
 
 if ! have "import torch, torchvision"; then
   echo "[setup_env] installing torch 2.14.1 / torchvision 0.29.1 (a few minutes)"
@@ -41,14 +51,11 @@ if ! have "import detectron2"; then
 fi
 
 # sniper_d2 itself (editable) and the test tools; re-run when setup.py changes.
-stamp=$("$py" -c 'import sys; print(sys.prefix)')/.sniper_d2_setup
-want=$(cksum setup.py | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ] || ! have "import pytest, hypothesis"; then
+if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ] || ! have "import sniper_d2, pytest, hypothesis"; then
   echo "[setup_env] installing sniper_d2 (editable) and test tools"
   pip_install -e '.[test]'
   echo "$want" > "$stamp"
 fi
 
-for m in torch torchvision detectron2 sniper_d2; do
-  have "import $m" || { echo "[setup_env] ERROR: 'import $m' fails in $py" >&2; "$py" -c "import $m"; exit 1; }
-done
+(cd / && "$py" -c "import torch, torchvision, detectron2, sniper_d2") \
+  || { echo "[setup_env] ERROR: the environment of $py is incomplete (see the traceback above)" >&2; exit 1; }

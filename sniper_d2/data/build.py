@@ -1,0 +1,125 @@
+"""Wiring the SNIPER training data pipeline into Detectron2's ``build_detection_train_loader``.
+
+annotations (``DatasetCatalog``) -> :class:`AnnotationTable` -> :class:`ChipPlanner` (chips per
+epoch) -> :class:`ChipSampler` (keys, sharded by rank) -> :class:`ChipDataset` ->
+:class:`SniperChipMapper` -> batches of ``SOLVER.IMS_PER_BATCH`` chips (over all ranks).
+"""
+import logging
+from typing import Optional
+
+from detectron2.data import DatasetCatalog, build_detection_train_loader
+from detectron2.utils import comm
+from detectron2.utils.events import get_event_storage
+
+from ..chips import ChipGenerator
+from .annotation_table import AnnotationTable
+from .chip_dataset import ChipDataset
+from .chip_mapper import SniperChipMapper
+from .chip_plan import ChipPlanner
+from .chip_sampler import ChipSampler
+from .negative_proposals import load_negative_proposals
+
+__all__ = ["SniperTrainLoader", "build_chip_planner", "build_sniper_train_loader", "sniper_seed"]
+
+logger = logging.getLogger(__name__)
+
+
+def sniper_seed(cfg) -> int:
+    """The chip-sequence seed: SNIPER.SEED, else cfg.SEED when >= 0, else 0 (same on all ranks)."""
+    if cfg.SNIPER.SEED >= 0:
+        return int(cfg.SNIPER.SEED)
+    return int(cfg.SEED) if cfg.SEED >= 0 else 0
+
+
+def get_training_dicts(name: str):
+    if name not in DatasetCatalog.list():
+        raise KeyError(
+            f"Training dataset '{name}' (DATASETS.TRAIN) is not registered. Register it first, e.g. "
+            "detectron2.data.datasets.register_coco_instances(name, {}, json_file, image_root); "
+            f"registered datasets include: {', '.join(sorted(DatasetCatalog.list())[:20])}."
+        )
+    return DatasetCatalog.get(name)
+
+
+def build_chip_planner(cfg) -> ChipPlanner:
+    """The epoch chip planner for ``cfg.DATASETS.TRAIN`` (with negative proposals if configured)."""
+    names = list(cfg.DATASETS.TRAIN)
+    datasets = [(name, get_training_dicts(name)) for name in names]
+    files = list(cfg.SNIPER.NEG.PROPOSAL_FILES)
+    proposals = None
+    if files:
+        if len(files) != len(names):
+            raise ValueError(
+                f"SNIPER.NEG.PROPOSAL_FILES has {len(files)} files but DATASETS.TRAIN has {len(names)} "
+                "datasets: give one proposal file per training dataset, in the same order."
+            )
+        proposals = [load_negative_proposals(f, n, d) for f, (n, d) in zip(files, datasets)]
+    table = AnnotationTable(datasets, proposals)
+    return ChipPlanner(
+        table,
+        ChipGenerator.from_config(cfg),
+        seed=sniper_seed(cfg),
+        negatives_per_image=cfg.SNIPER.NEG.CHIPS_PER_IMAGE if files else 0,
+        stride_range=cfg.SNIPER.TRAIN.CHIP_STRIDE_RANGE or None,
+    )
+
+
+class SniperTrainLoader:
+    """Iterable over training batches (lists of chip dicts) that
+
+    * starts the chip sequence where the run stands: when iterated inside Detectron2's training
+      loop, it reads the current iteration from the event storage, so a resumed run continues the
+      sequence of an uninterrupted one;
+    * writes each new epoch's chip statistics to the event storage (``sniper/*``) and the log.
+    """
+
+    def __init__(self, data_loader, sampler: ChipSampler, chips_per_rank_iteration: int):
+        self.data_loader = data_loader
+        self.sampler = sampler
+        self.chips_per_rank_iteration = chips_per_rank_iteration
+
+    @staticmethod
+    def _storage():
+        try:
+            return get_event_storage()
+        except AssertionError:  # not inside a training loop
+            return None
+
+    def __iter__(self):
+        storage = self._storage()
+        self.sampler.start = (storage.iter if storage is not None else 0) * self.chips_per_rank_iteration
+        last_epoch = -1
+        for batch in self.data_loader:
+            epoch = max(d["sniper_epoch"] for d in batch)
+            if epoch > last_epoch:
+                last_epoch = epoch
+                self._log_epoch(epoch, batch[[d["sniper_epoch"] for d in batch].index(epoch)]["sniper_epoch_stats"])
+            yield batch
+
+    def _log_epoch(self, epoch: int, stats: dict) -> None:
+        logger.info(
+            f"SNIPER epoch {epoch}: {stats['positive_chips']:.0f} positive + {stats['negative_chips']:.0f} "
+            f"negative chips from {stats['images']:.0f} images ({stats['chips_per_image']:.2f} chips/image, "
+            f"{stats['pixels_per_image'] / 1e6:.3f} Mpx/image)"
+        )
+        storage = self._storage()
+        if storage is not None:
+            storage.put_scalar("sniper/epoch", epoch, smoothing_hint=False)
+            for key, value in stats.items():
+                storage.put_scalar(f"sniper/{key}", value, smoothing_hint=False)
+
+
+def build_sniper_train_loader(cfg, mapper=None, planner: Optional[ChipPlanner] = None) -> SniperTrainLoader:
+    """SNIPER training loader; ``cfg.SOLVER.IMS_PER_BATCH`` counts chips over all ranks."""
+    planner = planner or build_chip_planner(cfg)
+    if len(planner.plan(0)) == 0:
+        raise RuntimeError(planner.no_chips_message())
+    sampler = ChipSampler(planner)
+    loader = build_detection_train_loader(
+        cfg,
+        mapper=mapper or SniperChipMapper(cfg, True),
+        dataset=ChipDataset(planner),
+        sampler=sampler,
+        aspect_ratio_grouping=False,  # keeps batches in sampler order (exact resume)
+    )
+    return SniperTrainLoader(loader, sampler, cfg.SOLVER.IMS_PER_BATCH // comm.get_world_size())

@@ -1,0 +1,57 @@
+"""Built-in datasets, registered when ``sniper_d2`` is imported.
+
+``sniper_shapes_train`` / ``sniper_shapes_val``: the synthetic shapes dataset
+(:mod:`sniper_d2.data.synthetic_shapes`), generated on first use under
+``$SNIPER_D2_DATASETS/sniper_shapes`` (default ``./datasets/sniper_shapes``). Registration is lazy:
+importing does not touch the disk.
+"""
+import os
+from typing import Dict
+
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data.datasets import load_coco_json
+
+from .synthetic_shapes import SHAPE_CLASSES, ShapesSpec, generate_shapes_dataset
+
+__all__ = ["BUILTIN_SPLITS", "datasets_root", "ensure_builtin_dataset", "register_builtin_datasets"]
+
+# Different seeds: the validation images are never training images.
+BUILTIN_SPLITS: Dict[str, ShapesSpec] = {
+    "sniper_shapes_train": ShapesSpec(num_images=64, crowd_fraction=0.1, seed=1),
+    "sniper_shapes_val": ShapesSpec(num_images=24, seed=2),
+}
+
+
+def datasets_root() -> str:
+    return os.path.expanduser(os.environ.get("SNIPER_D2_DATASETS", "datasets"))
+
+
+def _paths(name: str):
+    base = os.path.join(datasets_root(), "sniper_shapes")
+    split = name.rsplit("_", 1)[1]
+    return os.path.join(base, split), os.path.join(base, "annotations", f"{split}.json")
+
+
+def ensure_builtin_dataset(name: str):
+    """Generate the built-in dataset ``name`` if its files are missing; return (image_dir, json_file)."""
+    image_dir, json_file = _paths(name)
+    if not (os.path.isfile(json_file) and os.path.isdir(image_dir)):
+        generate_shapes_dataset(image_dir, json_file, BUILTIN_SPLITS[name])
+    return image_dir, json_file
+
+
+def _load(name: str):
+    image_dir, json_file = ensure_builtin_dataset(name)
+    MetadataCatalog.get(name).set(json_file=json_file, image_root=image_dir)
+    return load_coco_json(json_file, image_dir, name)
+
+
+def register_builtin_datasets() -> None:
+    for name in BUILTIN_SPLITS:
+        if name in DatasetCatalog.list():
+            continue
+        DatasetCatalog.register(name, lambda name=name: _load(name))
+        MetadataCatalog.get(name).set(thing_classes=list(SHAPE_CLASSES), evaluator_type="coco")
+
+
+register_builtin_datasets()

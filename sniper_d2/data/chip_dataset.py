@@ -1,0 +1,42 @@
+"""``ChipDataset``: map-style dataset whose keys are chip keys from :class:`ChipSampler`."""
+from torch.utils.data import Dataset
+
+from .chip_plan import ChipPlanner, decode_chip_key
+
+__all__ = ["ChipDataset"]
+
+
+class ChipDataset(Dataset):
+    """``dataset[key]`` -> the input dict of one chip for :class:`SniperChipMapper`.
+
+    ``key`` encodes (epoch, position in that epoch's chip list). The dict carries the image's
+    ``file_name``, ``image_id``, ``width``, ``height`` (original px), its boxes as arrays
+    (``sniper_boxes`` original px XYXY, ``sniper_classes``, ``sniper_crowd``), the chip
+    (``sniper_chip``, whose ``box_ids`` are the boxes valid in it), ``sniper_ref`` (how errors name
+    the image), and the epoch's number and statistics.
+    """
+
+    def __init__(self, planner: ChipPlanner):
+        self.planner = planner
+
+    def __len__(self) -> int:
+        """Number of training images (the chip count changes every epoch)."""
+        return len(self.planner.table)
+
+    def __getitem__(self, key) -> dict:
+        epoch, position = decode_chip_key(key)
+        plan = self.planner.plan(epoch)
+        ann = self.planner.table[int(plan.image_index[position])]
+        return {
+            "file_name": ann.file_name,
+            "image_id": ann.image_id,
+            "width": ann.width,
+            "height": ann.height,
+            "sniper_ref": ann.ref,
+            "sniper_boxes": ann.boxes,
+            "sniper_classes": ann.classes,
+            "sniper_crowd": ann.crowd,
+            "sniper_chip": plan.chip(position, image_id=ann.image_id),
+            "sniper_epoch": epoch,
+            "sniper_epoch_stats": plan.stats,
+        }

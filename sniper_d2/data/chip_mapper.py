@@ -1,0 +1,113 @@
+"""``SniperChipMapper``: one planned chip -> the model's training input.
+
+Input: a dict from :class:`~sniper_d2.data.chip_dataset.ChipDataset` (the image's dataset fields
+plus ``sniper_chip`` and the image's boxes as arrays). Output, in Detectron2's format:
+``image`` (CxHxW uint8 tensor of the chip, not padded: batching pads to the largest chip) and
+``instances``, a :class:`~sniper_d2.chip_instances.ChipInstances` holding every ground-truth box
+of the image that, shifted, scaled and clipped to the chip, is at least ``min_box_size`` chip px
+wide and high, with its class, its ``gt_valid`` flag (SNIPER_SPEC section 4) and ``gt_crowd``.
+"""
+from typing import List
+
+import numpy as np
+import torch
+from detectron2.config import configurable
+from detectron2.data import transforms as T
+from detectron2.structures import Boxes
+
+from ..chip_instances import ChipInstances
+from ..chips import ValidRange, parse_valid_ranges
+from .chip_augmentations import build_chip_augmentations
+from .chip_image import read_chip_image
+
+__all__ = ["SniperChipMapper", "chip_ground_truth"]
+
+
+def chip_ground_truth(boxes: np.ndarray, scale: float, origin, size, min_box_size: float):
+    """Boxes (original px XYXY) in a chip: returns (indices of kept boxes, their chip px XYXY boxes).
+
+    A box is moved into the chip frame (``x * scale - x0``), clipped to the chip, and kept if the
+    clipped box is at least ``min_box_size`` chip px in width and height.
+    """
+    x0, y0 = origin
+    w, h = size
+    chip_boxes = boxes * scale - np.array([x0, y0, x0, y0], dtype=np.float64)
+    np.clip(chip_boxes[:, 0::2], 0, w, out=chip_boxes[:, 0::2])
+    np.clip(chip_boxes[:, 1::2], 0, h, out=chip_boxes[:, 1::2])
+    keep = np.flatnonzero(
+        (chip_boxes[:, 2] - chip_boxes[:, 0] >= min_box_size) & (chip_boxes[:, 3] - chip_boxes[:, 1] >= min_box_size)
+    )
+    return keep, chip_boxes[keep]
+
+
+class SniperChipMapper:
+    """Reads one chip's pixels and ground truth (Detectron2 mapper protocol)."""
+
+    @configurable
+    def __init__(
+        self,
+        *,
+        valid_ranges: List[ValidRange],
+        image_format: str = "BGR",
+        augmentations: List[T.Augmentation] = (),
+        min_box_size: float = 10.0,
+    ):
+        """
+        Args:
+            valid_ranges: one per training scale, sqrt(area) in original px.
+            image_format: as ``cfg.INPUT.FORMAT``.
+            augmentations: applied to the chip (after cut and scale) and its boxes.
+            min_box_size: chip px; smaller clipped boxes are not part of the chip's ground truth.
+        """
+        self.valid_ranges = list(valid_ranges)
+        self.image_format = image_format
+        self.augmentations = T.AugmentationList(list(augmentations))
+        self.min_box_size = float(min_box_size)
+
+    @classmethod
+    def from_config(cls, cfg, is_train: bool = True):
+        return {
+            "valid_ranges": parse_valid_ranges(
+                cfg.SNIPER.TRAIN.VALID_RANGES, len(cfg.SNIPER.TRAIN.SCALES), "SNIPER.TRAIN.VALID_RANGES"
+            ),
+            "image_format": cfg.INPUT.FORMAT,
+            "augmentations": build_chip_augmentations(cfg, is_train),
+            "min_box_size": cfg.SNIPER.TRAIN.MIN_BOX_SIZE,
+        }
+
+    def __call__(self, dataset_dict: dict) -> dict:
+        chip = dataset_dict["sniper_chip"]
+        image = read_chip_image(
+            dataset_dict["file_name"],
+            (dataset_dict["width"], dataset_dict["height"]),
+            chip.scale,
+            chip.origin,
+            chip.size,
+            self.image_format,
+            ref=dataset_dict["sniper_ref"],
+        )
+        keep, boxes = chip_ground_truth(
+            dataset_dict["sniper_boxes"], chip.scale, chip.origin, chip.size, self.min_box_size
+        )
+        aug_input = T.AugInput(image, boxes=boxes)
+        self.augmentations(aug_input)
+        image = aug_input.image
+        height, width = image.shape[:2]
+
+        valid_range = self.valid_ranges[chip.scale_index].scaled(chip.scale)
+        instances = ChipInstances((height, width), valid_range=(valid_range.lo, valid_range.hi))
+        instances.gt_boxes = Boxes(torch.as_tensor(aug_input.boxes, dtype=torch.float32).reshape(-1, 4))
+        instances.gt_classes = torch.as_tensor(dataset_dict["sniper_classes"][keep], dtype=torch.int64)
+        instances.gt_valid = torch.as_tensor(np.isin(keep, chip.box_ids))
+        instances.gt_crowd = torch.as_tensor(dataset_dict["sniper_crowd"][keep])
+        return {
+            "file_name": dataset_dict["file_name"],
+            "image_id": dataset_dict["image_id"],
+            "height": height,
+            "width": width,
+            "image": torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1))),
+            "instances": instances,
+            "sniper_chip": chip,
+            "sniper_epoch": dataset_dict["sniper_epoch"],
+            "sniper_epoch_stats": dataset_dict["sniper_epoch_stats"],
+        }

@@ -1,0 +1,79 @@
+"""``SniperTrainer``: Detectron2's DefaultTrainer with the SNIPER chip loader and multi-scale test."""
+import logging
+import os
+import weakref
+
+import torch
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.data import build_detection_test_loader
+from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, TrainerBase
+from detectron2.evaluation import COCOEvaluator
+from detectron2.utils import comm
+from torch.nn.parallel import DistributedDataParallel
+
+from ..data import build_sniper_train_loader
+from ..inference import build_inference_model, build_test_mapper
+
+__all__ = ["SniperTrainer"]
+
+logger = logging.getLogger(__name__)
+
+
+class SniperTrainer(DefaultTrainer):
+    """DefaultTrainer whose training data are SNIPER chips (``SNIPER.TRAIN.ENABLED``) and whose
+    evaluation runs the multi-scale pyramid (``SNIPER.TEST.MULTI_SCALE``).
+
+    It also trains with several CPU processes (gloo): stock DefaultTrainer hands
+    ``device_ids=[local_rank]`` to DistributedDataParallel, which torch rejects for CPU modules.
+    """
+
+    def __init__(self, cfg):
+        if comm.get_world_size() == 1 or torch.cuda.is_available():
+            super().__init__(cfg)
+            return
+        # Multi-process CPU: the same construction as DefaultTrainer with device_ids=None.
+        TrainerBase.__init__(self)
+        cfg = DefaultTrainer.auto_scale_workers(cfg, comm.get_world_size())
+        model = self.build_model(cfg)
+        optimizer = self.build_optimizer(cfg, model)
+        data_loader = self.build_train_loader(cfg)
+        model = DistributedDataParallel(model, device_ids=None, broadcast_buffers=False)
+        trainer_cls = AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer
+        self._trainer = trainer_cls(model, data_loader, optimizer)
+        self.scheduler = self.build_lr_scheduler(cfg, optimizer)
+        self.checkpointer = DetectionCheckpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
+        self.start_iter = 0
+        self.max_iter = cfg.SOLVER.MAX_ITER
+        self.cfg = cfg
+        self.register_hooks(self.build_hooks())
+
+    @classmethod
+    def build_train_loader(cls, cfg):
+        if cfg.SNIPER.TRAIN.ENABLED:
+            return build_sniper_train_loader(cfg)
+        return super().build_train_loader(cfg)
+
+    @classmethod
+    def build_test_loader(cls, cfg, dataset_name):
+        return build_detection_test_loader(cfg, dataset_name, mapper=build_test_mapper(cfg))
+
+    @classmethod
+    def build_evaluator(cls, cfg, dataset_name, output_folder=None):
+        output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference")
+        return COCOEvaluator(dataset_name, output_dir=output_folder)
+
+    @classmethod
+    def test(cls, cfg, model, evaluators=None):
+        """Evaluate ``model`` on ``DATASETS.TEST`` (multi-scale when ``SNIPER.TEST.MULTI_SCALE``)."""
+        if isinstance(model, DistributedDataParallel):
+            model = model.module
+        results = super().test(cfg, build_inference_model(cfg, model), evaluators)
+        if comm.is_main_process():
+            for dataset_name, metrics in results.items():
+                if "bbox" in metrics:
+                    m = metrics["bbox"]
+                    logger.info(
+                        f"{dataset_name} bbox: "
+                        + " ".join(f"{k} {m[k]:.1f}" for k in ("AP", "AP50", "AP75", "APs", "APm", "APl") if k in m)
+                    )
+        return results
