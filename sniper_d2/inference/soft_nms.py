@@ -5,26 +5,36 @@ sequential selection ("take the best remaining box, decay the others by ``exp(-I
 runs for all classes simultaneously, one vectorised step per selection. The scores a class
 selects never increase, so after ``max_keep`` steps no class can add anything to the overall
 top ``max_keep``; the loop also stops as soon as no remaining box can beat the current
-``max_keep``-th best kept score.
+``max_keep``-th best kept score; classes that can add nothing more leave the table.
+
+A step is a fixed number of small tensor operations, so the per-operation overhead dominates on
+CPU. When the loop is likely to run many steps for the size of the table (at most
+``PAIRWISE_DETECTIONS_PER_KEEP * max_keep`` detections), the decay factors of all pairs within a
+class are computed up front and a step just reads one row of them; otherwise each step computes
+the row it needs (measured on CPU with ``benchmarks/bench_inference.py``).
 """
 import torch
 
 __all__ = ["batched_soft_nms"]
 
+# Pairwise decay factors are computed up front only for at most this many detections per kept
+# detection, and only for a (classes x N x N) table of at most PAIRWISE_DECAY_LIMIT entries.
+PAIRWISE_DETECTIONS_PER_KEEP = 8
+PAIRWISE_DECAY_LIMIT = 1 << 22
 
-def _iou_with_selected(table: torch.Tensor, selected: torch.Tensor) -> torch.Tensor:
-    """IoU of every box of a row with that row's selected box.
 
-    ``table`` is ``(5, G, N)``: x1, y1, x2, y2, area of G rows of N boxes; ``selected`` is
-    ``(5, G)``, the same for one box per row. Returns ``(G, N)``; 0 where both boxes are empty.
+def _decay_factors(a: torch.Tensor, b: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``exp(-IoU^2 / sigma)`` between boxes ``a`` and ``b``, broadcast over their trailing dims.
+
+    ``a`` and ``b`` are ``(5, ...)``: x1, y1, x2, y2, area. Empty boxes have IoU 0 with
+    everything; the factor is kept above 0 so that a removed box's score (-inf) never becomes nan.
     """
-    x1, y1, x2, y2, area = table
-    sx1, sy1, sx2, sy2, sarea = selected[:, :, None]
-    inter_w = torch.minimum(x2, sx2).sub_(torch.maximum(x1, sx1)).clamp_(min=0)
-    inter_h = torch.minimum(y2, sy2).sub_(torch.maximum(y1, sy1)).clamp_(min=0)
+    inter_w = torch.minimum(a[2], b[2]).sub_(torch.maximum(a[0], b[0])).clamp_(min=0)
+    inter_h = torch.minimum(a[3], b[3]).sub_(torch.maximum(a[1], b[1])).clamp_(min=0)
     inter = inter_w.mul_(inter_h)
-    union = (area + sarea).sub_(inter).clamp_(min=torch.finfo(area.dtype).tiny)
-    return inter.div_(union)
+    union = (a[4] + b[4]).sub_(inter).clamp_(min=torch.finfo(inter.dtype).tiny)
+    iou = inter.div_(union)
+    return iou.square_().mul_(-1.0 / sigma).exp_().clamp_(min=torch.finfo(inter.dtype).tiny)
 
 
 def _pad_by_class(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor):
@@ -95,34 +105,42 @@ def batched_soft_nms(
     table, table_scores, table_index = _pad_by_class(
         boxes[candidates], scores[candidates], idxs[candidates]
     )
-    # Removed boxes (selected, decayed below score_thresh, padding) have score -inf; the decay
-    # factor is kept above 0 so that -inf never turns into nan.
-    smallest_factor = torch.finfo(table_scores.dtype).tiny
+    num_rows, width = table_scores.shape
+    pairwise = None
+    few_detections = candidates.numel() <= PAIRWISE_DETECTIONS_PER_KEEP * max_keep
+    if few_detections and num_rows * width * width <= PAIRWISE_DECAY_LIMIT:
+        pairwise = _decay_factors(table[:, :, :, None], table[:, :, None, :], sigma)  # (G, N, N)
+    # Selected boxes and padding have score -inf. A row (class) whose best score is below ``bar``
+    # can add nothing more and leaves the table: bar is score_thresh, then the max_keep-th best
+    # score kept so far. So boxes decayed below score_thresh are never selected.
     kept_index, kept_scores = [], []
-    num_kept = 0
-    bar = -float("inf")  # max_keep-th best kept score so far: nothing below it can enter
-    rows = torch.arange(table_scores.shape[0], device=table_scores.device)
-    for _ in range(min(max_keep, table_scores.shape[1])):
+    top = table_scores.new_empty(0)
+    bar = score_thresh
+    rows = torch.arange(num_rows, device=table_scores.device)
+    for _ in range(min(max_keep, width)):
         best_score, best_pos = table_scores.max(dim=1)
-        has_box = best_score > -float("inf")
-        if not bool(has_box.all()):
-            live = torch.nonzero(has_box).squeeze(1)
-            if live.numel() == 0:
-                break
-            table, table_scores, table_index = table[:, live], table_scores[live], table_index[live]
-            best_score, best_pos = best_score[live], best_pos[live]
-            rows = rows[: live.numel()]
-        if num_kept >= max_keep and not bool((best_score >= bar).any()):
+        useful = best_score >= bar
+        num_useful = int(useful.sum())
+        if num_useful == 0:
             break
+        if num_useful < rows.numel():
+            useful = torch.nonzero(useful).squeeze(1)
+            table, table_scores, table_index = table[:, useful], table_scores[useful], table_index[useful]
+            pairwise = pairwise[useful] if pairwise is not None else None
+            best_score, best_pos = best_score[useful], best_pos[useful]
+            rows = rows[:num_useful]
         kept_index.append(table_index[rows, best_pos])
         kept_scores.append(best_score)
-        num_kept += best_score.numel()
-        if num_kept >= max_keep:
-            bar = torch.topk(torch.cat(kept_scores), max_keep).values[-1]
-        iou = _iou_with_selected(table, table[:, rows, best_pos])
-        table_scores = table_scores * iou.square_().mul_(-1.0 / sigma).exp_().clamp_(min=smallest_factor)
+        top = torch.cat([top, best_score])
+        if top.numel() >= max_keep:
+            top = torch.topk(top, max_keep).values
+            bar = top[-1].clamp(min=score_thresh)
+        if pairwise is not None:
+            factors = pairwise[rows, best_pos]
+        else:
+            factors = _decay_factors(table[:, rows, best_pos, None], table, sigma)
+        table_scores.mul_(factors)
         table_scores[rows, best_pos] = -float("inf")
-        table_scores.masked_fill_(table_scores < score_thresh, -float("inf"))
     keep = candidates[torch.cat(kept_index)]
     new_scores = torch.cat(kept_scores)
     # Sort by (-score, index) so that equal scores come out in a deterministic order.

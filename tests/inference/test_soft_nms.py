@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 
+import sniper_d2.inference.soft_nms as soft_nms_module
 from sniper_d2.inference import batched_soft_nms
 
 
@@ -37,8 +38,18 @@ def random_detections(seed, num, num_classes, dtype=torch.float64, canvas=100.0,
     return torch.cat([xy, xy + wh], dim=1), scores, classes
 
 
-@pytest.mark.parametrize("seed", range(12))
-def test_matches_reference_on_random_boxes(seed):
+@pytest.fixture(params=["pairwise", "rowwise"])
+def decay_path(request, monkeypatch):
+    """Run a test with decay factors precomputed for all pairs, and computed row by row."""
+    if request.param == "rowwise":
+        monkeypatch.setattr(soft_nms_module, "PAIRWISE_DECAY_LIMIT", 0)
+    else:
+        monkeypatch.setattr(soft_nms_module, "PAIRWISE_DETECTIONS_PER_KEEP", 10**6)
+    return request.param
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_matches_reference_on_random_boxes(seed, decay_path):
     g = torch.Generator().manual_seed(1000 + seed)
     num = int(torch.randint(1, 250, (1,), generator=g))
     num_classes = int(torch.randint(1, 8, (1,), generator=g))
@@ -49,6 +60,15 @@ def test_matches_reference_on_random_boxes(seed):
         boxes, scores, classes, sigma=sigma, score_thresh=0.05, max_keep=max_keep
     )
     expected = reference_soft_nms(boxes.tolist(), scores.tolist(), classes.tolist(), sigma, 0.05, max_keep)
+    assert keep.tolist() == [i for i, _ in expected]
+    torch.testing.assert_close(kept_scores, torch.tensor([s for _, s in expected], dtype=torch.float64))
+
+
+def test_one_crowded_class_among_small_ones(decay_path):
+    boxes, scores, classes = random_detections(11, 300, 1)
+    classes[:20] = torch.arange(1, 21)  # 20 classes of one box, one class of 280
+    keep, kept_scores = batched_soft_nms(boxes, scores, classes, sigma=0.55, score_thresh=0.01, max_keep=150)
+    expected = reference_soft_nms(boxes.tolist(), scores.tolist(), classes.tolist(), 0.55, 0.01, 150)
     assert keep.tolist() == [i for i, _ in expected]
     torch.testing.assert_close(kept_scores, torch.tensor([s for _, s in expected], dtype=torch.float64))
 
