@@ -26,8 +26,8 @@ __all__ = ["SniperChipMapper", "chip_ground_truth"]
 def chip_ground_truth(boxes: np.ndarray, scale: float, origin, size, min_box_size: float):
     """Boxes (original px XYXY) in a chip: returns (indices of kept boxes, their chip px XYXY boxes).
 
-    A box is moved into the chip frame (``x * scale - x0``), clipped to the chip, and kept if the
-    clipped box is at least ``min_box_size`` chip px in width and height.
+    A box is moved into the chip frame (``x * scale - x0``; ``origin`` may be fractional), clipped
+    to the chip, and kept if the clipped box is at least ``min_box_size`` chip px wide and high.
     """
     x0, y0 = origin
     w, h = size
@@ -77,7 +77,7 @@ class SniperChipMapper:
 
     def __call__(self, dataset_dict: dict) -> dict:
         chip = dataset_dict["sniper_chip"]
-        image = read_chip_image(
+        image, (rx, ry) = read_chip_image(
             dataset_dict["file_name"],
             (dataset_dict["width"], dataset_dict["height"]),
             chip.scale,
@@ -86,9 +86,9 @@ class SniperChipMapper:
             self.image_format,
             ref=dataset_dict["sniper_ref"],
         )
-        keep, boxes = chip_ground_truth(
-            dataset_dict["sniper_boxes"], chip.scale, chip.origin, chip.size, self.min_box_size
-        )
+        # boxes use the pixels' exact offset (planned origin + sub-pixel residual)
+        origin = (chip.origin[0] + rx, chip.origin[1] + ry)
+        keep, boxes = chip_ground_truth(dataset_dict["sniper_boxes"], chip.scale, origin, chip.size, self.min_box_size)
         aug_input = T.AugInput(image, boxes=boxes)
         self.augmentations(aug_input)
         image = aug_input.image

@@ -111,3 +111,39 @@ def test_coarse_jpeg_chip_matches_full_decode(tmp_path):
     a = m(chip_input(tmp_path / "im.jpg", chip, 640, 480))["image"].float()
     b = m(chip_input(tmp_path / "im.png", chip, 640, 480))["image"].float()
     assert (a - b).abs().mean() < 3.0
+
+
+def _edge_position(profile):
+    """Sub-pixel position (pixel-edge coordinates) where a dark->bright profile crosses mid-grey."""
+    i = int(np.argmax(profile > 127.5))
+    a, b = float(profile[i - 1]), float(profile[i])
+    return i - 0.5 + (127.5 - a) / (b - a)
+
+
+@pytest.mark.parametrize("ext, scale, origin", [
+    ("png", 1.667, (31, 17)), ("png", 0.37, (3, 1)), ("png", 1.3, (20, 10)), ("png", 2.25, (51, 22)),
+    ("jpg", 0.3, (2, 1)),  # decoded at 1/2 size by the JPEG decoder
+])
+def test_boxes_stay_aligned_with_pixels(tmp_path, ext, scale, origin):
+    """A white square's mapped GT box lies on the square's edges in the chip image (< 0.1 chip px;
+    these origins need sub-pixel residuals of 0.2-0.4 px, which the boxes must follow)."""
+    img = np.zeros((100, 200, 3), np.float32)
+    img[20:70, 40:90] = 255  # continuous box (40, 20, 90, 70)
+    # soft edges (symmetric blur keeps the mid-grey crossing on the box edge) so that the edge
+    # position measured between chip pixels does not depend on the interpolation used
+    img = np.round(cv2.GaussianBlur(img, (0, 0), 4)).astype(np.uint8)
+    path = tmp_path / f"sq.{ext}"
+    cv2.imwrite(str(path), img, [cv2.IMWRITE_JPEG_QUALITY, 100])
+    size = (int(100 * scale) - origin[0] + 1, int(60 * scale) - origin[1] + 1)
+    chip = Chip(7, 0, scale, origin=origin, size=size, box_ids=np.zeros(0, np.int64), negative=False)
+    d = chip_input(path, chip)
+    d["sniper_boxes"] = np.array([[40.0, 20.0, 90.0, 70.0]])
+    d["sniper_classes"], d["sniper_crowd"] = np.array([0]), np.array([False])
+    out = SniperChipMapper(valid_ranges=[ValidRange()], min_box_size=1)(d)
+    x1, y1 = out["instances"].gt_boxes.tensor[0, :2].tolist()
+    image = out["image"][0].float().numpy()
+    # a row and a column through the middle of the square (50x50 original px)
+    row = min(int(y1 + 25 * scale), image.shape[0] - 1)
+    col = min(int(x1 + 25 * scale), image.shape[1] - 1)
+    assert abs(_edge_position(image[row]) - x1) < 0.1
+    assert abs(_edge_position(image[:, col]) - y1) < 0.1
