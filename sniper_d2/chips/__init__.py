@@ -8,7 +8,7 @@ box is then valid in the one chip per scale holding most of it (:mod:`.assignmen
 """
 from .assignment import assign_valid_boxes
 from .box_checks import check_boxes, check_image_size, clip_proposals
-from .candidates import CandidateGrid, candidate_grid, containing_ranges, scale_boxes
+from .candidates import CandidateGrid, candidate_grid, containing_ranges, containing_rects
 from .chip import Chip
 from .driving_boxes import BoxShapes, SizeRule, box_shapes, box_sizes, driving_rules, proposal_rules
 from .generator import ChipGenerator
@@ -34,6 +34,7 @@ __all__ = [
     "check_image_size",
     "clip_proposals",
     "containing_ranges",
+    "containing_rects",
     "driving_rules",
     "greedy_cover",
     "negative_chips_at_scale",
@@ -43,7 +44,6 @@ __all__ = [
     "parse_valid_ranges",
     "positive_chips_at_scale",
     "sample_negative_chips",
-    "scale_boxes",
     "scaled_size",
     "touches_any",
 ]

@@ -85,4 +85,4 @@ def clip_proposals(proposals, width, height, image_ref) -> np.ndarray:
     proposals = _as_xyxy(proposals, image_ref, "proposals")
     _first_bad(~np.isfinite(proposals).all(axis=1), proposals, image_ref, "proposal",
                "has NaN or infinite coordinates", "Regenerate the proposal file or remove this image's entry.")
-    return np.clip(proposals, 0, [width, height, width, height])
+    return np.minimum(np.maximum(proposals, 0.0), (width, height, width, height))

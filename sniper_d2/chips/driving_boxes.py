@@ -3,15 +3,15 @@
 The authors' rules (SNIPER_SPEC section 1), with ``size = sqrt(w * h)`` in original px and the
 scale's valid range ``[lo, hi)`` (``ValidRange.contains_train``):
 
-* finest scale: ``size < hi`` and ``w, h >= 2`` (no lower bound: the finest scale takes every
-  small object);
-* middle scales: ``lo <= size < hi``;
 * coarsest scale: ``size >= lo`` (no upper bound: it takes every large object);
+* finest scale, unless it is also the coarsest: ``size < hi`` and ``w, h >= 2`` (no lower
+  bound: it takes every small object);
+* middle scales: ``lo <= size < hi``;
 * every scale but the coarsest: the longest side fits in a chip with room for one grid step,
   ``max(w, h) < (chip_size - stride - 1) / factor``, so some grid chip fully contains the box.
 
-A single scale is both finest and coarsest. Proposals for negative chips follow the same rules
-without the lower bound at middle scales.
+A single scale is the coarsest (``size >= lo``), as in the authors' code. Proposals for negative
+chips follow the same rules without the lower bound at middle scales.
 """
 import math
 from dataclasses import dataclass
@@ -71,10 +71,13 @@ def _rules(valid_ranges: Sequence[ValidRange], lower_bound_at_middle: bool) -> T
     last = len(valid_ranges) - 1
     rules = []
     for index, valid_range in enumerate(valid_ranges):
-        finest, coarsest = index == 0, index == last
-        lo = valid_range.lo if coarsest or (lower_bound_at_middle and not finest) else 0.0
-        hi = math.inf if coarsest else valid_range.hi
-        rules.append(SizeRule(ValidRange(lo, hi), 2.0 if finest else 0.0, not coarsest))
+        if index == last:
+            rules.append(SizeRule(ValidRange(valid_range.lo, math.inf), 0.0, False))
+        elif index == 0:
+            rules.append(SizeRule(ValidRange(0.0, valid_range.hi), 2.0, True))
+        else:
+            lo = valid_range.lo if lower_bound_at_middle else 0.0
+            rules.append(SizeRule(ValidRange(lo, valid_range.hi), 0.0, True))
     return tuple(rules)
 
 

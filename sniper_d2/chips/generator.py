@@ -129,7 +129,7 @@ class ChipGenerator:
         Args:
             image_id: passed through to the chips.
             width, height: image size, original px.
-            proposals: (P, 4) XYXY original px (clipped to the image here).
+            proposals: (P, 4) XYXY original px (clipped to the image here; empty ones never count).
             positive_chips: this epoch's positive chips of the image (may be empty: images without
                 ground truth are sources of negative chips too).
             rng: tie-break source.
@@ -141,14 +141,17 @@ class ChipGenerator:
         if len(proposals) == 0:
             return pool
         shapes = box_shapes(proposals)
+        nonempty = shapes.min_sides > 0  # an empty proposal cannot be a false positive
         for index, (factor, size) in enumerate(self.image_scales(width, height)):
-            ids = self.proposal_rules[index].mask(shapes, factor, self.chip_size, stride).nonzero()[0]
+            ids = (self.proposal_rules[index].mask(shapes, factor, self.chip_size, stride) & nonempty).nonzero()[0]
             if len(ids) <= self.neg_min_proposals[index]:
                 continue
             windows = [
                 (c.origin[0], c.origin[1], c.origin[0] + c.size[0], c.origin[1] + c.size[1])
                 for c in positive_chips if c.scale_index == index
             ]
+            if (0, 0, *size) in windows:  # a positive chip spans the scaled image: all proposals touch it
+                continue
             pool += negative_chips_at_scale(
                 image_id, index, factor, size, proposals[ids], ids,
                 np.array(windows, dtype=np.float64).reshape(-1, 4),

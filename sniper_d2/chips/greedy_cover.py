@@ -1,51 +1,77 @@
 """Greedy set cover: choose candidate chips until every box that fits in one is fully inside one.
 
 Each box is fully inside exactly the candidates whose origins lie in a contiguous index range per
-axis, so a box is a rectangle of cells in the candidate grid. Coverage counts are sums of those
-rectangles (2-D difference arrays + cumulative sums); choosing a chip subtracts the rectangles of
-the boxes it covers. Work and memory grow with the number of candidates plus the boxes' cell
-rectangles, never with candidates x boxes.
+axis (:func:`~sniper_d2.chips.candidates.containing_ranges`), i.e. a rectangle of cells of the
+candidate grid. The score of a candidate is the number of uncovered boxes it contains plus a random
+priority in [0, 1) that breaks ties; choosing a candidate subtracts the boxes it covers. Three
+bookkeeping regimes give identical results (subtracting whole counts from a float64 score is
+exact) and are picked for speed only:
+
+* a few boxes: per-box work in plain Python lists;
+* small problems (candidates x boxes below a bound): per-axis containment masks, counts by matrix
+  products;
+* large problems: cell-rectangle ranges, counts by 2-D difference arrays, updates in a window
+  around the chosen chip, boxes found through a sorted index. Memory and work grow with the
+  candidates plus the boxes' cell rectangles, never with candidates x boxes.
 """
 from typing import List, Tuple
 
 import numpy as np
 
-from .candidates import containing_ranges
+from .candidates import containing_masks, containing_ranges, containing_rects
 
 __all__ = ["greedy_cover"]
 
-# Up to this many rectangles, a Python loop over slices beats building a difference array.
-_LOOP_MAX_RECTS = 8
-# Up to this many boxes, greedy bookkeeping in Python lists beats vectorised numpy.
+# Up to this many boxes, per-box work in plain Python beats vectorised numpy.
 _FEW_BOXES = 32
+# Up to this many candidate x box pairs, matrix products beat sparse bookkeeping.
+_DENSE_PAIRS = 1 << 17
+# Up to this many rectangles, adding them slice by slice beats a difference array.
+_FEW_RECTS = 8
 
 
 def _rect_counts(x0, x1, y0, y1, origin, shape) -> np.ndarray:
-    """Per cell of a window (``origin`` = its first cell, ``shape`` cells), how many of the
-    inclusive cell rectangles ``[x0, x1] x [y0, y1]`` cover it."""
-    nx, ny = shape
-    if len(x0) <= _LOOP_MAX_RECTS:
-        counts = np.zeros(shape, dtype=np.int64)
-        ox, oy = origin
+    """float64 counts, per cell of a window (``origin`` = its first cell, ``shape`` cells), of the
+    inclusive cell rectangles ``[x0, x1] x [y0, y1]`` (int arrays) that cover it."""
+    ox, oy = origin
+    if len(x0) <= _FEW_RECTS:
+        counts = np.zeros(shape)
         for a, b, c, d in zip(x0.tolist(), x1.tolist(), y0.tolist(), y1.tolist()):
-            counts[a - ox : b + 1 - ox, c - oy : d + 1 - oy] += 1
+            counts[a - ox : b + 1 - ox, c - oy : d + 1 - oy] += 1.0
         return counts
+    # 2-D difference array: +1 at each rectangle's first corner and just past its last one, -1 at
+    # the two mixed corners; cumulative sums along both axes turn it into counts.
+    nx, ny = shape
     cols = ny + 1
-    top, bottom = (x0 - origin[0]) * cols, (x1 + 1 - origin[0]) * cols
-    left, right = y0 - origin[1], y1 + 1 - origin[1]
-    size = (nx + 1) * cols
-    plus = np.bincount(np.concatenate([top + left, bottom + right]), minlength=size)
-    minus = np.bincount(np.concatenate([top + right, bottom + left]), minlength=size)
-    diff = (plus - minus).reshape(nx + 1, cols)
+    top, bottom = (x0 - ox) * cols, (x1 + 1 - ox) * cols
+    left, right = y0 - oy, y1 + 1 - oy
+    corners = np.concatenate((top + left, bottom + right, top + right, bottom + left))
+    signs = np.repeat((1.0, -1.0), 2 * len(x0))
+    diff = np.bincount(corners, weights=signs, minlength=(nx + 1) * cols).reshape(nx + 1, cols)
     return diff.cumsum(0).cumsum(1)[:nx, :ny]
 
 
-def _cover_few(x0, x1, y0, y1, score, min_covered) -> List[Tuple[int, int, List[int]]]:
-    """Greedy loop for a few boxes (Python lists); see :func:`greedy_cover`. Indices are positions
-    in the rectangle lists."""
-    ny = score.shape[1]
+def _initial_score(counts: np.ndarray, min_covered: int, rng: np.random.Generator):
+    """counts + priorities, or None when no candidate contains ``min_covered`` boxes."""
+    if min_covered > 1 and counts.max() < min_covered:
+        return None
+    return counts + rng.random(counts.shape)
+
+
+def _cover_few(grid, boxes, rng, min_covered) -> List[Tuple[int, int, np.ndarray]]:
+    rects = containing_rects(grid, boxes)
+    if len(rects) < min_covered:
+        return []
+    nx, ny = grid.shape
+    if nx * ny == 1:
+        return [(0, 0, np.array([rect[4] for rect in rects], dtype=np.int64))]
+    counts = np.zeros((nx, ny))
+    for a, b, c, d, _ in rects:
+        counts[a : b + 1, c : d + 1] += 1.0
+    score = _initial_score(counts, min_covered, rng)
+    if score is None:
+        return []
     flat = score.reshape(-1)
-    rects = list(zip(x0, x1, y0, y1, range(len(x0))))
     chosen = []
     while rects:  # an uncovered coverable box leaves some score >= 1
         best = int(flat.argmax())
@@ -58,38 +84,82 @@ def _cover_few(x0, x1, y0, y1, score, min_covered) -> List[Tuple[int, int, List[
         rects = rest
         for a, b, c, d, _ in hit:
             score[a : b + 1, c : d + 1] -= 1.0
-        chosen.append((ci, cj, [rect[4] for rect in hit]))
+        chosen.append((ci, cj, np.array([rect[4] for rect in hit], dtype=np.int64)))
     return chosen
 
 
-def _cover_many(x0, x1, y0, y1, score, min_covered) -> List[Tuple[int, int, np.ndarray]]:
-    """Greedy loop for many boxes (vectorised, local updates); see :func:`greedy_cover`. Indices
-    are positions in the rectangle arrays."""
+def _cover_dense(grid, boxes, rng, min_covered) -> List[Tuple[int, int, np.ndarray]]:
+    in_x, in_y = containing_masks(grid, boxes)
+    coverable = (in_x.any(axis=0) & in_y.any(axis=0)).nonzero()[0]
+    if len(coverable) < min_covered:
+        return []
+    if in_x.shape[0] * in_y.shape[0] == 1:
+        return [(0, 0, coverable)]
+    in_x = in_x[:, coverable].astype(np.float64)  # (nx, n) 0/1
+    in_y = in_y[:, coverable].astype(np.float64)  # (ny, n) 0/1
+    score = _initial_score(in_x @ in_y.T, min_covered, rng)
+    if score is None:
+        return []
     ny = score.shape[1]
     flat = score.reshape(-1)
-    # Sorted by x1, the rectangles that contain a cell of column ci form one slice: x1 in [ci, ci + span].
-    order = np.argsort(x1, kind="stable")
-    x0, x1, y0, y1 = x0[order], x1[order], y0[order], y1[order]
-    span = int((x1 - x0).max())
-    alive = np.ones(len(order), dtype=bool)
-    remaining = len(order)
+    alive = np.ones(len(coverable))
+    remaining = len(coverable)
     chosen = []
     while remaining:  # an uncovered coverable box leaves some score >= 1
         best = int(flat.argmax())
         if flat[best] < min_covered:
             break
         ci, cj = divmod(best, ny)
-        lo, hi = x1.searchsorted((ci, ci + span + 1)).tolist()
-        window = slice(lo, hi)
-        hit = alive[window] & (x0[window] <= ci) & (y0[window] <= cj) & (y1[window] >= cj)
-        local = hit.nonzero()[0] + lo
-        alive[local] = False
-        remaining -= len(local)
-        a0, a1, b0, b1 = x0[local], x1[local], y0[local], y1[local]
-        wx, wy = int(a0.min()), int(b0.min())
-        shape = (int(a1.max()) + 1 - wx, int(b1.max()) + 1 - wy)
-        score[wx : wx + shape[0], wy : wy + shape[1]] -= _rect_counts(a0, a1, b0, b1, (wx, wy), shape)
-        chosen.append((ci, cj, np.sort(order[local])))
+        rows = (in_x[ci] * in_y[cj] * alive).nonzero()[0]
+        alive[rows] = 0.0
+        remaining -= len(rows)
+        score -= in_x[:, rows] @ in_y[:, rows].T
+        chosen.append((ci, cj, coverable[rows]))
+    return chosen
+
+
+def _cover_sparse(grid, boxes, rng, min_covered) -> List[Tuple[int, int, np.ndarray]]:
+    x_first, x_last, y_first, y_last = containing_ranges(grid, boxes)
+    coverable = ((x_first <= x_last) & (y_first <= y_last)).nonzero()[0]
+    if len(coverable) < min_covered:
+        return []
+    nx, ny = grid.shape
+    if nx * ny == 1:
+        return [(0, 0, coverable)]
+    # Sorted by x_last, the boxes that a candidate in column ci contains form one slice
+    # (x_last in [ci, ci + x_span]); any box it contains lies within x_span / y_span cells of it.
+    order = coverable[np.argsort(x_last[coverable], kind="stable")]
+    ranges = np.stack((x_first, x_last, y_first, y_last), axis=1)[order]
+    score = _initial_score(
+        _rect_counts(ranges[:, 0], ranges[:, 1], ranges[:, 2], ranges[:, 3], (0, 0), (nx, ny)), min_covered, rng
+    )
+    if score is None:
+        return []
+    flat = score.reshape(-1)
+    sorted_x_last = ranges[:, 1].copy()
+    x_span = int((ranges[:, 1] - ranges[:, 0]).max())
+    y_span = int((ranges[:, 3] - ranges[:, 2]).max())
+    alive = np.ones(len(ranges), dtype=bool)
+    remaining = len(ranges)
+    chosen = []
+    while remaining:  # an uncovered coverable box leaves some score >= 1
+        best = int(flat.argmax())
+        if flat[best] < min_covered:
+            break
+        ci, cj = divmod(best, ny)
+        lo, hi = sorted_x_last.searchsorted((ci, ci + x_span + 1)).tolist()
+        near = ranges[lo:hi]
+        hit = alive[lo:hi] & (near[:, 0] <= ci) & (near[:, 2] <= cj) & (near[:, 3] >= cj)
+        rows = hit.nonzero()[0] + lo
+        alive[rows] = False
+        remaining -= len(rows)
+        x0, y0 = max(ci - x_span, 0), max(cj - y_span, 0)
+        x1, y1 = min(ci + x_span + 1, nx), min(cj + y_span + 1, ny)
+        covered = ranges[rows]
+        score[x0:x1, y0:y1] -= _rect_counts(
+            covered[:, 0], covered[:, 1], covered[:, 2], covered[:, 3], (x0, y0), (x1 - x0, y1 - y0)
+        )
+        chosen.append((ci, cj, np.sort(order[rows])))
     return chosen
 
 
@@ -108,7 +178,8 @@ def greedy_cover(
     Args:
         grid: the candidates (:class:`~sniper_d2.chips.candidates.CandidateGrid`).
         boxes: (N, 4) XYXY in the scaled image, chip px.
-        rng: source of the tie-break priorities (not used when the grid has a single candidate).
+        rng: source of the tie-break priorities; not drawn from when nothing is left to chance (a
+            single candidate, or no candidate containing ``min_covered`` boxes).
         min_covered: least number of newly covered boxes for a chip to be chosen, >= 1.
 
     Returns:
@@ -116,18 +187,10 @@ def greedy_cover(
         ``grid.xs``/``grid.ys`` and the int64 indices into ``boxes`` (ascending) of the boxes it
         covered first.
     """
-    x_first, x_last, y_first, y_last = containing_ranges(grid, boxes)
-    coverable = ((x_first <= x_last) & (y_first <= y_last)).nonzero()[0]
-    if len(coverable) == 0:
-        return []
-    nx, ny = grid.shape
-    if nx * ny == 1:
-        return [(0, 0, coverable)] if len(coverable) >= min_covered else []
-    rects = x_first[coverable], x_last[coverable], y_first[coverable], y_last[coverable]
-    # score = count of contained uncovered boxes + priority in [0, 1). Subtracting whole counts
-    # later is exact in float64, so ties keep being decided by the same priorities.
-    score = _rect_counts(*rects, (0, 0), (nx, ny)) + rng.random((nx, ny))
-    if len(coverable) <= _FEW_BOXES:
-        chosen = _cover_few(*(r.tolist() for r in rects), score, min_covered)
-        return [(ci, cj, coverable[covered]) for ci, cj, covered in chosen]
-    return [(ci, cj, coverable[covered]) for ci, cj, covered in _cover_many(*rects, score, min_covered)]
+    if min_covered < 1:
+        raise ValueError(f"min_covered must be >= 1, got {min_covered}.")
+    if len(boxes) <= _FEW_BOXES:
+        return _cover_few(grid, boxes, rng, min_covered)
+    if grid.shape[0] * grid.shape[1] * len(boxes) <= _DENSE_PAIRS:
+        return _cover_dense(grid, boxes, rng, min_covered)
+    return _cover_sparse(grid, boxes, rng, min_covered)

@@ -10,7 +10,7 @@ from typing import List, Sequence
 
 import numpy as np
 
-from .candidates import candidate_grid, scale_boxes
+from .candidates import candidate_grid
 from .chip import Chip
 from .greedy_cover import greedy_cover
 
@@ -23,6 +23,8 @@ _PAIRS_PER_BLOCK = 1 << 20
 def touches_any(boxes: np.ndarray, windows: np.ndarray) -> np.ndarray:
     """Bool (N,): box i overlaps some window with positive area. Both (., 4) XYXY, same frame."""
     touched = np.zeros(len(boxes), dtype=bool)
+    if len(windows) == 0:
+        return touched
     block = max(1, _PAIRS_PER_BLOCK // max(1, len(boxes)))
     x1, y1, x2, y2 = (boxes[:, k : k + 1] for k in range(4))
     for start in range(0, len(windows), block):
@@ -41,7 +43,8 @@ def negative_chips_at_scale(
         image_id: passed through to the chips.
         scale_index, factor: the scale (0 = finest) and its factor, chip px per original px.
         image_size: (width, height) of the scaled image, chip px.
-        proposals: (P, 4) XYXY original px, only those of a size that counts at this scale.
+        proposals: (P, 4) XYXY original px inside the image, only non-empty ones of a size that
+            counts at this scale.
         proposal_ids: int64 (P,) their indices in the image's proposal list.
         positive_windows: (C, 4) XYXY chip px, this scale's positive chips (may be empty).
         chip_size, stride: chip side and candidate grid step, chip px.
@@ -54,9 +57,12 @@ def negative_chips_at_scale(
         where it counts for the chip that overlaps it most), so near-duplicate chips that mostly
         re-contain proposals of earlier chips are not kept.
     """
-    scaled = scale_boxes(proposals, factor, image_size)
-    nonempty = (scaled[:, 2] > scaled[:, 0]) & (scaled[:, 3] > scaled[:, 1])
-    uncovered = (nonempty & ~touches_any(scaled, positive_windows)).nonzero()[0]
+    # Clipped to the scaled image: rounding its size can leave a thin proposal at the right or
+    # bottom edge wholly outside it, where it touches nothing and must not count.
+    width, height = image_size
+    scaled = np.minimum(proposals * factor, (width, height, width, height))
+    inside = (scaled[:, 2] > scaled[:, 0]) & (scaled[:, 3] > scaled[:, 1])
+    uncovered = (inside & ~touches_any(scaled, positive_windows)).nonzero()[0]
     if len(uncovered) <= min_proposals:
         return []
     grid = candidate_grid(image_size[0], image_size[1], chip_size, stride)

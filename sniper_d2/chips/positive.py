@@ -3,7 +3,7 @@ from typing import List
 
 import numpy as np
 
-from .candidates import candidate_grid, scale_boxes
+from .candidates import candidate_grid
 from .chip import Chip
 from .greedy_cover import greedy_cover
 
@@ -29,5 +29,5 @@ def positive_chips_at_scale(
     xs, ys, size = grid.xs.tolist(), grid.ys.tolist(), (grid.chip_width, grid.chip_height)
     return [
         Chip(image_id, scale_index, factor, (xs[i], ys[j]), size, box_ids[covered], False)
-        for i, j, covered in greedy_cover(grid, scale_boxes(boxes, factor, image_size), rng)
+        for i, j, covered in greedy_cover(grid, boxes * factor, rng)
     ]
