@@ -71,7 +71,7 @@ def add_sniper_config(cfg):
     # uncovered proposals.
     cfg.SNIPER.NEG.MIN_PROPOSALS = (25, 10, 10)
 
-    # ---- Negative-chip mining pipeline (tools/mine_negatives.py) ----------------------------
+    # ---- Negative-chip mining pipeline (train_net.py --mine-negatives) ------------
     cfg.SNIPER.MINING = CN()
     # Stage 1: length of the RPN-only schedule, in epochs of positive chips.
     cfg.SNIPER.MINING.RPN_EPOCHS = 2.0

@@ -114,6 +114,7 @@ def build_sniper_train_loader(cfg, mapper=None, planner: Optional[ChipPlanner] =
     planner = planner or build_chip_planner(cfg)
     if len(planner.plan(0)) == 0:
         raise RuntimeError(planner.no_chips_message())
+    planner.check_every_scale_has_chips(planner.plan(0))
     sampler = ChipSampler(planner)
     loader = build_detection_train_loader(
         cfg,

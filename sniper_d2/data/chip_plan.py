@@ -119,22 +119,44 @@ class ChipPlanner:
         )
         return positives, negatives, valid
 
-    def no_chips_message(self) -> str:
-        """Why an epoch came out empty, with the numbers a user needs to fix the config."""
+    def _box_summary(self) -> str:
         boxes = self.table.all_boxes()
         sizes = np.sqrt((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
         summary = (
-            f"box sqrt(area) percentiles 0/50/100: {np.percentile(sizes, [0, 50, 100]).round(1).tolist()} px"
+            f"box sqrt(area) percentiles 0/5/50/95/100: {np.percentile(sizes, [0, 5, 50, 95, 100]).round(1).tolist()} px"
             if len(sizes) else "no boxes at all"
         )
+        return f"{', '.join(self.table.dataset_names)}; {len(self.table)} images, {len(boxes)} boxes: {summary}"
+
+    def _range_rule(self) -> str:
         ranges = [r.as_config() for r in self.generator.valid_ranges]
         return (
-            f"No image of the training set ({', '.join(self.table.dataset_names)}; {len(self.table)} images, "
-            f"{len(boxes)} boxes: {summary}) yields any chip. A box drives chips only at a scale whose valid "
-            f"range contains its sqrt(area) in original px (SNIPER.TRAIN.VALID_RANGES = {ranges}) and, "
-            f"except at the coarsest scale, fits in a chip (SNIPER.CHIP_SIZE = {self.generator.chip_size}). "
+            f"A box drives chips only at a scale whose valid range contains its sqrt(area) in original px "
+            f"(SNIPER.TRAIN.VALID_RANGES = {ranges}) and, except at the coarsest scale, fits in a chip "
+            f"(SNIPER.CHIP_SIZE = {self.generator.chip_size}). "
+        )
+
+    def no_chips_message(self) -> str:
+        """Why an epoch came out empty, with the numbers a user needs to fix the config."""
+        return (
+            f"No image of the training set ({self._box_summary()}) yields any chip. {self._range_rule()}"
             "Widen the valid ranges so they cover your objects (tools/analyze_dataset.py --suggest "
             "proposes ranges), or give negative-chip proposals (SNIPER.NEG.PROPOSAL_FILES)."
+        )
+
+    def check_every_scale_has_chips(self, plan: "EpochChipPlan") -> None:
+        """Raise if some training scale gets no positive chip: no box of the training set lies in
+        its valid range, so the scale would only cost time (or its range is a mistake)."""
+        counts = np.bincount(plan.scale_index[~plan.negative], minlength=len(self.generator.scales))
+        empty = np.flatnonzero(counts == 0).tolist()
+        if not empty:
+            return
+        names = [f"scale {i} ({self.generator.scales[i]}, range {self.generator.valid_ranges[i].as_config()})" for i in empty]
+        raise RuntimeError(
+            f"{' and '.join(names)} of SNIPER.TRAIN.SCALES {'gets' if len(empty) == 1 else 'get'} no positive chip: no box of the training set "
+            f"({self._box_summary()}) drives chips there. {self._range_rule()}Widen the valid range(s) or drop "
+            "the scale from SNIPER.TRAIN.SCALES (with its VALID_RANGES and NEG.MIN_PROPOSALS entries); "
+            "tools/analyze_dataset.py --suggest proposes scales and ranges."
         )
 
     def _make_plan(self, epoch: int) -> EpochChipPlan:

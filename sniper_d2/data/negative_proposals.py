@@ -2,11 +2,13 @@
 
 A proposal file is a pickle of a dict with ``ids`` (image ids), ``boxes`` (one (P, 4) array per
 image) and ``objectness_logits`` (one (P,) array per image), optionally ``bbox_mode`` (default
-XYXY_ABS, original px). ``tools/mine_negatives.py`` writes such files.
+XYXY_ABS, original px). ``train_net.py --mine-negatives`` (:mod:`sniper_d2.mining`) writes such
+files.
 """
 import logging
 import os
 import pickle
+from collections import Counter
 from typing import Dict, List
 
 import numpy as np
@@ -33,7 +35,7 @@ def load_negative_proposals(path: str, dataset_name: str, dataset_dicts: List[di
     where = f"proposal file {path!r} (for dataset '{dataset_name}', SNIPER.NEG.PROPOSAL_FILES)"
     if not os.path.isfile(path):
         raise FileNotFoundError(
-            f"Missing {where}. Produce it with tools/mine_negatives.py, or set SNIPER.NEG.PROPOSAL_FILES "
+            f"Missing {where}. Produce it with `train_net.py --mine-negatives`, or set SNIPER.NEG.PROPOSAL_FILES "
             "to () to train on positive chips only."
         )
     with open(path, "rb") as f:
@@ -45,6 +47,9 @@ def load_negative_proposals(path: str, dataset_name: str, dataset_dicts: List[di
         raise ValueError(f"Malformed {where}: {len(ids)} ids but {len(boxes)} box arrays.")
     mode = BoxMode(data.get("bbox_mode", BoxMode.XYXY_ABS))
 
+    repeated = [i for i, n in Counter(str(i) for i in ids).items() if n > 1]
+    if repeated:
+        raise ValueError(f"{where} lists image id(s) more than once: {_examples(repeated)}. Regenerate it.")
     dataset_ids = {str(d["image_id"]): d["image_id"] for d in dataset_dicts}
     unknown = [i for i in ids if str(i) not in dataset_ids]
     if unknown:

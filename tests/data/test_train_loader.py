@@ -87,6 +87,13 @@ def test_no_chips_anywhere_explains_the_valid_ranges(tmp_path):
         build_sniper_train_loader(cfg)
 
 
+def test_scale_without_any_box_fails_at_start_up(tiny_dataset):
+    cfg = small_sniper_cfg()
+    cfg.SNIPER.TRAIN.VALID_RANGES = ((-1, 16), (500, 600), (8, -1))  # no box is 500-600 px
+    with pytest.raises(RuntimeError, match=r"scale 1 \(1, range \(500.0, 600.0\)\) of SNIPER.TRAIN.SCALES gets no positive chip"):
+        build_sniper_train_loader(cfg)
+
+
 def test_unregistered_dataset_is_named():
     with pytest.raises(KeyError, match="'no_such_dataset' .*not registered"):
         build_chip_planner(small_sniper_cfg(("no_such_dataset",)))
