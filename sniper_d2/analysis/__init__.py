@@ -1,0 +1,48 @@
+"""Dataset analysis for tuning SNIPER (``tools/analyze_dataset.py``, ``tools/visualize_chips.py``).
+
+Object sizes, which boxes each scale's valid range covers and which drive chips, chips and pixels
+per image, suggested scales and valid ranges, and drawings of the chips of an image.
+"""
+from .chip_panels import COLOURS, PanelScale, figure_shape, panel_origin, panel_scale, planned_chip_figure, render_chip_panels
+from .chip_statistics import ChipStatistics, chip_statistics
+from .dataset_report import DatasetAnalysis, analyze_training_set, format_report
+from .pixel_cost import pyramid_pixels, single_scale_pixels
+from .scale_coverage import DatasetBoxes, ScaleCoverage, image_factors, scale_coverage
+from .scale_suggestion import ScaleSuggestion, anchor_size_band, suggest_scales
+from .size_distribution import COCO_SIZE_LIMITS, SIZE_PERCENTILES, size_distribution
+from .size_histogram import plot_size_histogram
+from .tool_setup import tool_argument_parser, tool_config
+from .training_set import PROGRESS_MIN_ITEMS, load_training_planner, progress
+
+__all__ = [
+    "COCO_SIZE_LIMITS",
+    "COLOURS",
+    "ChipStatistics",
+    "DatasetAnalysis",
+    "DatasetBoxes",
+    "PROGRESS_MIN_ITEMS",
+    "PanelScale",
+    "SIZE_PERCENTILES",
+    "ScaleCoverage",
+    "ScaleSuggestion",
+    "analyze_training_set",
+    "anchor_size_band",
+    "chip_statistics",
+    "figure_shape",
+    "format_report",
+    "image_factors",
+    "load_training_planner",
+    "panel_origin",
+    "panel_scale",
+    "planned_chip_figure",
+    "plot_size_histogram",
+    "progress",
+    "pyramid_pixels",
+    "render_chip_panels",
+    "scale_coverage",
+    "single_scale_pixels",
+    "size_distribution",
+    "suggest_scales",
+    "tool_argument_parser",
+    "tool_config",
+]

@@ -1,0 +1,216 @@
+"""Drawing one image's chips and boxes, one panel per training scale (``tools/visualize_chips.py``).
+
+Every panel shows the whole image in original-image orientation, resized so that its longest
+side is ``panel_size`` px and shown in light grey so that the coloured chips and boxes stand out;
+chip windows (``Chip.box``, original px) and ground-truth boxes are drawn in that frame. A box is
+*valid at a scale* if it is valid in some chip of that scale. Valid boxes are solid, invalid and
+crowd boxes dashed, so the difference does not rest on colour alone. Colours are BGR (OpenCV).
+"""
+from typing import Dict, List, NamedTuple, Sequence, Tuple
+
+import cv2
+import numpy as np
+from detectron2.data.detection_utils import read_image
+
+from ..chips import Chip
+from ..data import ChipPlanner
+
+__all__ = [
+    "COLOURS",
+    "PanelScale",
+    "figure_shape",
+    "panel_origin",
+    "panel_scale",
+    "planned_chip_figure",
+    "render_chip_panels",
+]
+
+COLOURS: Dict[str, Tuple[int, int, int]] = {
+    "positive chip": (255, 128, 0),
+    "negative chip": (255, 0, 255),
+    "valid box": (0, 170, 0),
+    "invalid box": (0, 0, 255),
+    "crowd box (ignored)": (0, 140, 255),
+}
+# Per legend entry: (line thickness px, dashed).
+_LINE_STYLES: Dict[str, Tuple[int, bool]] = {
+    "positive chip": (2, False),
+    "negative chip": (2, False),
+    "valid box": (2, False),
+    "invalid box": (1, True),
+    "crowd box (ignored)": (1, True),
+}
+TITLE_PX = 24  # figure title row: the image
+HEADER_PX = 44  # per panel: two text lines (scale, counts)
+LEGEND_PX = 28
+GAP_PX = 8  # between panels
+_DASH_PX = 5
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+_FONT_SCALE = 0.45
+_SAMPLE_PX = 22  # length of a legend entry's line sample
+_BACKGROUND = 255
+
+
+class PanelScale(NamedTuple):
+    """One training scale as a panel header shows it: config text, factor for this image (chip px
+    per original px) and valid range (config pair, sqrt(area) original px, -1 = unbounded)."""
+
+    label: str
+    factor: float
+    valid_range: Tuple[float, float]
+
+
+def _text_width(text: str) -> int:
+    return cv2.getTextSize(text, _FONT, _FONT_SCALE, 1)[0][0]
+
+
+def _legend_width() -> int:
+    return 8 + sum(_SAMPLE_PX + 6 + _text_width(name) + 16 for name in COLOURS)
+
+
+def panel_scale(width: int, height: int, panel_size: int) -> float:
+    """Display px per original px: the image's longest side becomes ``panel_size`` px."""
+    return panel_size / max(width, height)
+
+
+def _panel_size(width: int, height: int, panel_size: int) -> Tuple[int, int]:
+    g = panel_scale(width, height, panel_size)
+    return max(1, int(round(width * g))), max(1, int(round(height * g)))
+
+
+def figure_shape(width: int, height: int, num_scales: int, panel_size: int) -> Tuple[int, int]:
+    """(height, width) px of the figure for a ``width`` x ``height`` image (original px)."""
+    pw, ph = _panel_size(width, height, panel_size)
+    return TITLE_PX + HEADER_PX + ph + LEGEND_PX, max(num_scales * pw + (num_scales - 1) * GAP_PX, _legend_width())
+
+
+def panel_origin(width: int, height: int, scale_index: int, panel_size: int) -> Tuple[int, int]:
+    """(x, y) px in the figure of the top-left corner of scale ``scale_index``'s image panel."""
+    pw, _ = _panel_size(width, height, panel_size)
+    return scale_index * (pw + GAP_PX), TITLE_PX + HEADER_PX
+
+
+def _line(canvas: np.ndarray, p0, p1, colour, thickness: int, dashed: bool) -> None:
+    if not dashed:
+        cv2.line(canvas, p0, p1, colour, thickness)
+        return
+    length = max(abs(p1[0] - p0[0]), abs(p1[1] - p0[1]))
+    for start in range(0, length + 1, 2 * _DASH_PX):
+        stop = min(start + _DASH_PX - 1, length)
+        a = (p0[0] + (p1[0] - p0[0]) * start // max(length, 1), p0[1] + (p1[1] - p0[1]) * start // max(length, 1))
+        b = (p0[0] + (p1[0] - p0[0]) * stop // max(length, 1), p0[1] + (p1[1] - p0[1]) * stop // max(length, 1))
+        cv2.line(canvas, a, b, colour, thickness)
+
+
+def _draw_box(panel: np.ndarray, box, g: float, kind: str) -> None:
+    """Draw XYXY ``box`` (original px) scaled by ``g`` in the style of legend entry ``kind``;
+    edges stay inside the panel."""
+    h, w = panel.shape[:2]
+    x0, y0, x1, y1 = (float(v) * g for v in box)
+    left, top = int(np.clip(round(x0), 0, w - 1)), int(np.clip(round(y0), 0, h - 1))
+    right, bottom = int(np.clip(round(x1) - 1, 0, w - 1)), int(np.clip(round(y1) - 1, 0, h - 1))
+    thickness, dashed = _LINE_STYLES[kind]
+    corners = [(left, top), (right, top), (right, bottom), (left, bottom)]
+    for p0, p1 in zip(corners, corners[1:] + corners[:1]):
+        _line(panel, p0, p1, COLOURS[kind], thickness, dashed)
+
+
+def _put_text(canvas: np.ndarray, text: str, x: int, y: int) -> None:
+    cv2.putText(canvas, text, (x, y), _FONT, _FONT_SCALE, (0, 0, 0), 1, cv2.LINE_AA)
+
+
+def _fmt_range(valid_range) -> str:
+    lo, hi = valid_range
+    return f"[{0 if lo == -1 else lo:g}, {'inf' if hi == -1 else format(hi, 'g')})"
+
+
+def render_chip_panels(
+    image: np.ndarray,
+    boxes: np.ndarray,
+    crowd: np.ndarray,
+    chips: Sequence[Chip],
+    valid_ids: Sequence[np.ndarray],
+    scales: Sequence[PanelScale],
+    title: str,
+    panel_size: int = 512,
+) -> np.ndarray:
+    """The figure (HxWx3 uint8 BGR, :func:`figure_shape`) of one image's chips.
+
+    Args:
+        image: HxWx3 uint8 BGR, the image as stored (original px).
+        boxes: (N, 4) XYXY original px; ``crowd``: (N,) bool.
+        chips: the image's chips of one epoch (positive and negative, any order).
+        valid_ids: per chip, the boxes valid in it (as from :meth:`ChipPlanner.image_chips`).
+        scales: the training scales, finest first.
+        title: first line of the figure (which image, which epoch).
+        panel_size: longest side of each panel, px.
+    """
+    height, width = image.shape[:2]
+    num_scales = len(scales)
+    g = panel_scale(width, height, panel_size)
+    pw, ph = _panel_size(width, height, panel_size)
+    interpolation = cv2.INTER_AREA if g < 1 else cv2.INTER_LINEAR
+    grey = cv2.cvtColor(cv2.resize(image, (pw, ph), interpolation=interpolation), cv2.COLOR_BGR2GRAY)
+    background = cv2.cvtColor((grey * 0.7 + 70).astype(np.uint8), cv2.COLOR_GRAY2BGR)  # light grey, 70-248
+    figure = np.full((*figure_shape(width, height, num_scales, panel_size), 3), _BACKGROUND, np.uint8)
+    _put_text(figure, title, 4, TITLE_PX - 8)
+    for s, scale in enumerate(scales):
+        at_scale = [(chip, ids) for chip, ids in zip(chips, valid_ids) if chip.scale_index == s]
+        valid = np.zeros(len(boxes), bool)
+        for _, ids in at_scale:
+            valid[ids] = True
+        panel = background.copy()
+        for chip, _ in sorted(at_scale, key=lambda item: item[0].negative):  # negatives on top
+            _draw_box(panel, chip.box, g, "negative chip" if chip.negative else "positive chip")
+        kinds: List[Tuple[int, str]] = [
+            (k, "crowd box (ignored)" if crowd[k] else "valid box" if valid[k] else "invalid box") for k in range(len(boxes))
+        ]
+        for k, kind in sorted(kinds, key=lambda item: item[1] == "valid box"):  # valid boxes on top
+            _draw_box(panel, boxes[k], g, kind)
+        x, y = panel_origin(width, height, s, panel_size)
+        figure[y : y + ph, x : x + pw] = panel
+        positives = sum(not chip.negative for chip, _ in at_scale)
+        header = f"scale {scale.label} (x{scale.factor:.3g}), valid {_fmt_range(scale.valid_range)} px"
+        _put_text(figure, header, x + 2, y - 26)
+        _put_text(
+            figure,
+            f"{positives} pos, {len(at_scale) - positives} neg chips; {int(valid.sum())} valid, "
+            f"{int((~valid & ~crowd).sum())} invalid boxes",
+            x + 2,
+            y - 8,
+        )
+    x, y = 8, figure.shape[0] - LEGEND_PX // 2
+    for name, colour in COLOURS.items():
+        thickness, dashed = _LINE_STYLES[name]
+        _line(figure, (x, y), (x + _SAMPLE_PX, y), colour, thickness + 1, dashed)
+        _put_text(figure, name, x + _SAMPLE_PX + 6, y + 5)
+        x += _SAMPLE_PX + 6 + _text_width(name) + 16
+    return figure
+
+
+def planned_chip_figure(planner: ChipPlanner, index: int, epoch: int, panel_size: int = 512) -> np.ndarray:
+    """The figure of image ``index`` of ``planner.table`` with the chips training draws for it in
+    ``epoch`` (:meth:`ChipPlanner.image_chips`, the epoch's stride). Reads the image file."""
+    ann = planner.table[index]
+    try:
+        image = read_image(ann.file_name, format="BGR")
+    except OSError as e:
+        raise FileNotFoundError(f"Cannot read {ann.ref}: {e}. Fix the image root / file name of the dataset.") from e
+    if image.shape[:2] != (ann.height, ann.width):
+        raise ValueError(
+            f"{ann.ref}: the image file is {image.shape[1]}x{image.shape[0]} px but the annotations say "
+            f"{ann.width}x{ann.height} px (width x height). Fix the dataset's width/height or the file."
+        )
+    stride = planner.epoch_stride(epoch)
+    positives, negatives, valid_ids = planner.image_chips(index, epoch, stride)
+    generator = planner.generator
+    scales = [
+        PanelScale(str(spec), factor, valid_range.as_config())
+        for spec, (factor, _), valid_range in zip(
+            generator.scales, generator.image_scales(ann.width, ann.height), generator.valid_ranges
+        )
+    ]
+    title = f"{ann.ref}, epoch {epoch}, chip {generator.chip_size} px, stride {stride} px"
+    return render_chip_panels(
+        image, ann.boxes, ann.crowd, positives + negatives, valid_ids, scales, title, panel_size
+    )

@@ -1,0 +1,42 @@
+"""Command-line set-up shared by the analysis tools: Detectron2-style flags and the config."""
+import argparse
+
+from detectron2.config import get_cfg
+from detectron2.data import DatasetCatalog
+from detectron2.data.datasets import register_coco_instances
+
+from ..config import add_sniper_config
+
+__all__ = ["tool_argument_parser", "tool_config"]
+
+
+def tool_argument_parser(description: str) -> argparse.ArgumentParser:
+    """``--config-file``, ``--register-coco`` and trailing ``KEY VALUE`` config overrides."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config-file", required=True, metavar="FILE", help="path to the config file")
+    parser.add_argument(
+        "--register-coco", nargs=3, action="append", default=[], metavar=("NAME", "JSON_FILE", "IMAGE_ROOT"),
+        help="register a COCO-format annotation file as dataset NAME before reading the config "
+        "(repeatable); select it with DATASETS.TRAIN \"('NAME',)\"",
+    )
+    parser.add_argument(
+        "opts", nargs=argparse.REMAINDER, default=[],
+        help="config overrides as KEY VALUE pairs at the end, e.g. SNIPER.CHIP_SIZE 256",
+    )
+    return parser
+
+
+def tool_config(args):
+    """The frozen config of parsed ``args`` (SNIPER keys added), after registering ``--register-coco``."""
+    for name, json_file, image_root in args.register_coco:
+        if name in DatasetCatalog.list():
+            raise ValueError(
+                f"--register-coco: a dataset named '{name}' is already registered; choose another name."
+            )
+        register_coco_instances(name, {}, json_file, image_root)
+    cfg = get_cfg()
+    add_sniper_config(cfg)
+    cfg.merge_from_file(args.config_file)
+    cfg.merge_from_list(args.opts)
+    cfg.freeze()
+    return cfg
