@@ -7,7 +7,7 @@ range and merges the scales per class with soft-NMS. Its outputs are Detectron2'
 ``[{"instances": Instances}]`` in original px, so ``inference_on_dataset`` and ``COCOEvaluator``
 work unchanged.
 """
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
 from detectron2.config import configurable
@@ -17,11 +17,11 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 
-from ..chips.scales import ScaleSpec, parse_scales, scaled_size
+from ..chips.scales import ScaleLike, ScaleSpec, parse_scale, parse_scales, scaled_size
 from ..chips.valid_range import parse_valid_ranges
 from .scale_merge import MERGE_METHODS, merge_scale_detections
 
-__all__ = ["SniperMultiScaleInference", "build_inference_model", "build_test_mapper"]
+__all__ = ["SniperMultiScaleInference", "build_inference_model", "build_test_mapper", "scale_test_inputs"]
 
 
 def _describe(inputs: Dict, position: int) -> str:
@@ -44,12 +44,62 @@ def _resize_image(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return resized[0]
 
 
+def _original_size(inputs: Dict, position: int):
+    """(height, width) in original px of one test input, checking its image."""
+    image = inputs.get("image")
+    if not isinstance(image, torch.Tensor) or image.dim() != 3 or min(image.shape[1:]) < 1:
+        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+        raise ValueError(
+            f"{_describe(inputs, position)}: 'image' must be a CHW tensor with at least "
+            f"1x1 px (as DatasetMapper produces), got {shape}."
+        )
+    height = int(inputs.get("height", image.shape[1]))
+    width = int(inputs.get("width", image.shape[2]))
+    if height < 1 or width < 1:
+        raise ValueError(
+            f"{_describe(inputs, position)}: 'height'/'width' must be positive original px, "
+            f"got {height}x{width}."
+        )
+    return height, width
+
+
+def scale_test_inputs(
+    batched_inputs: Sequence[Dict], scale: ScaleLike, *, device: Optional[torch.device] = None
+) -> List[Dict]:
+    """Detectron2 test inputs resized to one test scale, for ``model.inference(...,
+    do_postprocess=True)`` (or a ``ProposalNetwork``) to return boxes in original px.
+
+    Args:
+        batched_inputs: test inputs, each with ``"image"`` (CHW tensor, the model's input
+            format) and optionally ``"height"``/``"width"`` (original px; default: the image's
+            size). The scale factor follows ``"height"``/``"width"``, not the image's own size.
+        scale: a :class:`ScaleSpec`, or a factor / ``"longest:<px>"`` / ``(short, max_long)``.
+        device: where to resize (e.g. the model's device); default: where each image is.
+
+    Returns:
+        New dicts (the inputs are not modified), one per input, with its other keys: ``"image"``
+        resized to the scaled size (float, unless already that size), ``"height"``/``"width"``
+        the original size in px.
+    """
+    scale = parse_scale(scale)
+    scaled = []
+    for position, inputs in enumerate(batched_inputs):
+        height, width = _original_size(inputs, position)
+        new_width, new_height = scaled_size(width, height, scale.factor(width, height))
+        image = inputs["image"] if device is None else inputs["image"].to(device)
+        image = _resize_image(image, new_height, new_width)
+        scaled.append({**inputs, "image": image, "height": height, "width": width})
+    return scaled
+
+
 class SniperMultiScaleInference(nn.Module):
     """Multi-scale inference with per-scale valid ranges and a soft-NMS merge.
 
     For each test scale, every image of the batch is resized once (factor computed from its
     original size, the input's ``"height"``/``"width"``) and the batch goes through
-    ``model.inference(..., do_postprocess=True)``, which returns boxes in original px.
+    ``model.inference(..., do_postprocess=True)``, which returns boxes in original px. As in
+    any Detectron2 batch, the images of one batch are padded to a common size, so images of very
+    different shapes are cheaper one per batch (Detectron2's test loader default).
 
     Interplay with Detectron2's own test settings: the box predictor still applies
     ``MODEL.ROI_HEADS.SCORE_THRESH_TEST``, ``MODEL.ROI_HEADS.NMS_THRESH_TEST`` (hard NMS) and
@@ -137,24 +187,6 @@ class SniperMultiScaleInference(nn.Module):
             "detections_per_image": test.DETECTIONS_PER_IMAGE,
         }
 
-    def _original_size(self, inputs: Dict, position: int):
-        """(height, width) in original px of one test input, checking its image."""
-        image = inputs.get("image")
-        if not isinstance(image, torch.Tensor) or image.dim() != 3 or min(image.shape[1:]) < 1:
-            shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
-            raise ValueError(
-                f"{_describe(inputs, position)}: 'image' must be a CHW tensor with at least "
-                f"1x1 px (as DatasetMapper produces), got {shape}."
-            )
-        height = int(inputs.get("height", image.shape[1]))
-        width = int(inputs.get("width", image.shape[2]))
-        if height < 1 or width < 1:
-            raise ValueError(
-                f"{_describe(inputs, position)}: 'height'/'width' must be positive original px, "
-                f"got {height}x{width}."
-            )
-        return height, width
-
     def forward(self, batched_inputs: List[Dict]) -> List[Dict[str, Instances]]:
         """Detections for each input, ``[{"instances": Instances}]`` in original px.
 
@@ -167,17 +199,10 @@ class SniperMultiScaleInference(nn.Module):
             raise RuntimeError(
                 "SniperMultiScaleInference runs inference only: call .eval() on it (or the model) first."
             )
-        sizes = [self._original_size(inputs, i) for i, inputs in enumerate(batched_inputs)]
-        images = [inputs["image"].to(self.model.device) for inputs in batched_inputs]
         per_scale = []
         with torch.no_grad():
             for scale in self.scales:
-                scaled_inputs = []
-                for image, (height, width) in zip(images, sizes):
-                    new_width, new_height = scaled_size(width, height, scale.factor(width, height))
-                    scaled_inputs.append(
-                        {"image": _resize_image(image, new_height, new_width), "height": height, "width": width}
-                    )
+                scaled_inputs = scale_test_inputs(batched_inputs, scale, device=self.model.device)
                 outputs = self.model.inference(scaled_inputs, do_postprocess=True)
                 per_scale.append([output["instances"] for output in outputs])
             return [

@@ -1,4 +1,4 @@
-"""SniperMultiScaleInference: per-scale resizing and batching, outputs in original px, odd inputs,
+"""scale_test_inputs and SniperMultiScaleInference: per-scale resizing and batching, outputs in original px, odd inputs,
 config wiring, and Detectron2's evaluation loop running it unchanged."""
 import cv2
 import numpy as np
@@ -10,7 +10,13 @@ from detectron2.modeling import build_model
 from detectron2.structures import Boxes, Instances
 from torch import nn
 
-from sniper_d2.inference import SniperMultiScaleInference, build_inference_model, build_test_mapper
+from sniper_d2.chips.scales import parse_scale
+from sniper_d2.inference import (
+    SniperMultiScaleInference,
+    build_inference_model,
+    build_test_mapper,
+    scale_test_inputs,
+)
 
 
 class RecordingDetector(nn.Module):
@@ -46,6 +52,69 @@ class RecordingDetector(nn.Module):
 def uint8_image(height, width, seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.randint(0, 256, (3, height, width), dtype=torch.uint8, generator=g)
+
+
+@pytest.mark.parametrize(
+    "scale, sizes",
+    [
+        (2.0, [(160, 240), (80, 400), (2, 2)]),
+        ("longest:60", [(40, 60), (12, 60), (60, 60)]),
+        ((50, 100), [(50, 75), (20, 100), (50, 50)]),
+        (parse_scale((50, 100)), [(50, 75), (20, 100), (50, 50)]),  # as SniperMultiScaleInference.scales
+    ],
+)
+def test_scale_test_inputs_resizes_and_keeps_original_size(scale, sizes):
+    inputs = [
+        {"image": uint8_image(80, 120), "height": 80, "width": 120, "image_id": 3, "file_name": "a.jpg"},
+        {"image": uint8_image(40, 200), "height": 40, "width": 200},
+        {"image": uint8_image(1, 1)},  # smaller than the scale; no height/width: the image's size
+    ]
+    originals = [dict(x) for x in inputs]
+    scaled = scale_test_inputs(inputs, scale)
+    assert [tuple(x["image"].shape) for x in scaled] == [(3, h, w) for h, w in sizes]
+    assert [(x["height"], x["width"]) for x in scaled] == [(80, 120), (40, 200), (1, 1)]
+    assert (scaled[0]["image_id"], scaled[0]["file_name"]) == (3, "a.jpg")
+    assert all(x.keys() == y.keys() and x["image"] is y["image"] for x, y in zip(inputs, originals))
+    # Resizing keeps the content: a constant image stays that constant.
+    flat = scale_test_inputs([{"image": torch.full((3, 7, 9), 77, dtype=torch.uint8)}], scale)[0]["image"]
+    torch.testing.assert_close(flat, torch.full_like(flat, 77.0))
+
+
+def test_scale_test_inputs_factor_follows_original_size_and_device():
+    # A mapper that already resized the image: the scale is relative to height/width.
+    (scaled,) = scale_test_inputs([{"image": uint8_image(30, 50), "height": 60, "width": 100}], 0.5)
+    assert tuple(scaled["image"].shape) == (3, 30, 50) and scaled["image"].dtype == torch.uint8
+    (scaled,) = scale_test_inputs([{"image": uint8_image(30, 50)}], 2.0, device="meta")
+    assert scaled["image"].device.type == "meta" and tuple(scaled["image"].shape) == (3, 60, 100)
+
+
+def test_scale_test_inputs_rejects_bad_inputs_naming_them():
+    with pytest.raises(ValueError, match="file_name='broken.jpg'.*CHW"):
+        scale_test_inputs([{"image": uint8_image(8, 8)}, {"image": torch.zeros(8, 8), "file_name": "broken.jpg"}], 1.0)
+    with pytest.raises(ValueError, match="test input #0.*'height'/'width'"):
+        scale_test_inputs([{"image": uint8_image(8, 8), "height": 0, "width": 8}], 1.0)
+    with pytest.raises(ValueError, match="Invalid scale"):
+        scale_test_inputs([{"image": uint8_image(8, 8)}], "longest:0")
+
+
+@pytest.mark.parametrize("architecture", ["GeneralizedRCNN", "ProposalNetwork"])
+def test_scale_test_inputs_give_boxes_in_original_px(tiny_cfg, architecture):
+    # Run at twice the size, the model's boxes (in scaled px when told the scaled size) come back
+    # halved. ProposalNetwork: as in negative mining's proposal extraction.
+    cfg = tiny_cfg.clone()
+    cfg.MODEL.META_ARCHITECTURE = architecture
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    inputs = [{"image": uint8_image(48, 64, seed=s), "height": 48, "width": 64} for s in (1, 2)]
+    scaled = scale_test_inputs(inputs, 2.0)
+    told_scaled = [{"image": x["image"], "height": 96, "width": 128} for x in scaled]  # boxes stay in scaled px
+    field, key = ("instances", "pred_boxes") if architecture == "GeneralizedRCNN" else ("proposals", "proposal_boxes")
+    with torch.no_grad():
+        got, in_scaled_px = model(scaled), model(told_scaled)
+    for got_one, scaled_one in zip(got, in_scaled_px):
+        got_one, scaled_one = got_one[field], scaled_one[field]
+        assert got_one.image_size == (48, 64) and len(got_one) > 0
+        torch.testing.assert_close(got_one.get(key).tensor, scaled_one.get(key).tensor / 2)
 
 
 def test_resizes_each_image_once_per_scale_and_batches_per_scale():
