@@ -79,10 +79,14 @@ def clip_proposals(proposals, width, height, image_ref) -> np.ndarray:
     """Proposals of one image (P, 4) XYXY original px, as float64 clipped to the image.
 
     Proposals are model outputs, not annotations: empty ones (also after clipping) are kept here
-    and simply never count for a negative chip. Non-finite coordinates raise ValueError.
+    and simply never count for a negative chip. Non-finite coordinates and inverted boxes
+    (``x2 < x1`` or ``y2 < y1``, the sign of XYWH proposals) raise ValueError.
     """
     check_image_size(width, height, image_ref)
     proposals = _as_xyxy(proposals, image_ref, "proposals")
     _first_bad(~np.isfinite(proposals).all(axis=1), proposals, image_ref, "proposal",
                "has NaN or infinite coordinates", "Regenerate the proposal file or remove this image's entry.")
+    inverted = (proposals[:, 2] < proposals[:, 0]) | (proposals[:, 3] < proposals[:, 1])
+    _first_bad(inverted, proposals, image_ref, "proposal", "has x2 < x1 or y2 < y1",
+               "Proposals must be XYXY (x1, y1, x2, y2): convert XYWH proposals before use.")
     return np.minimum(np.maximum(proposals, 0.0), (width, height, width, height))
