@@ -51,6 +51,10 @@ def parse_args(argv=None):
         "--max-factor", type=float, default=3.0,
         help="with --suggest: largest finest-scale factor (default 3.0, the authors' finest COCO scale)",
     )
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1,
+        help="processes that generate the epoch's chips (default: all CPUs; results do not depend on it)",
+    )
     return parser.parse_args(argv)
 
 
@@ -61,8 +65,13 @@ def main(argv=None) -> dict:
     output = args.output or os.path.join(cfg.OUTPUT_DIR, "analysis")
     planner = load_training_planner(cfg)
     analysis = analyze_training_set(
-        cfg, planner, epoch=args.epoch, suggest=args.suggest,
-        target_chip_px=tuple(args.target_chip_px) if args.target_chip_px else None, max_factor=args.max_factor,
+        cfg,
+        planner,
+        epoch=args.epoch,
+        suggest=args.suggest,
+        target_chip_px=tuple(args.target_chip_px) if args.target_chip_px else None,
+        max_factor=args.max_factor,
+        workers=args.workers,
     )
     report = analysis.report
     os.makedirs(output, exist_ok=True)

@@ -105,6 +105,7 @@ def analyze_training_set(
     target_chip_px: Optional[Tuple[float, float]] = None,
     max_factor: float = 3.0,
     max_examples: int = 20,
+    workers: int = 1,
 ) -> DatasetAnalysis:
     """Analyse the training set of ``planner`` (built from ``cfg``) with the chips of ``epoch``.
 
@@ -114,10 +115,11 @@ def analyze_training_set(
             smallest and largest anchor size of ``cfg``.
         max_factor: largest finest-scale factor the suggestion may use.
         max_examples: boxes listed per "uncovered" category.
+        workers: processes that generate the epoch's chips (same result for any number).
     """
     generator, table = planner.generator, planner.table
     boxes = DatasetBoxes.from_table(table)
-    chips = chip_statistics(planner, boxes, epoch)
+    chips = chip_statistics(planner, boxes, epoch, workers)
     coverage = scale_coverage(boxes, table.sizes, generator, chips.stride)
     assignable = ~boxes.crowd
     sizes = boxes.shapes.sizes[assignable]
@@ -137,6 +139,7 @@ def analyze_training_set(
     negative = chips.negative.sum(axis=1)
     single = single_scale_pixels(table.sizes, cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST)
     pyramid = pyramid_pixels(table.sizes, generator)
+    padded = int(positive.sum() + negative.sum()) * generator.chip_size**2  # batches pad chips to chip_size^2
     denominator = max(num_images, 1)
     report = {
         "config": {
@@ -167,11 +170,13 @@ def analyze_training_set(
         },
         "pixels": {
             "chips_per_image": float(chips.pixels.sum() / denominator),
+            "padded_chips_per_image": float(padded / denominator),
             "single_scale_per_image": float(single.sum() / denominator),
             "single_scale_resize": [int(cfg.INPUT.MIN_SIZE_TEST), int(cfg.INPUT.MAX_SIZE_TEST)],
             "pyramid_per_image": float(pyramid.sum() / denominator),
             "chips_vs_single_scale": float(chips.pixels.sum() / max(single.sum(), 1)),
             "chips_vs_pyramid": float(chips.pixels.sum() / max(pyramid.sum(), 1)),
+            "padded_chips_vs_single_scale": float(padded / max(single.sum(), 1)),
         },
     }
     if suggest:
@@ -265,9 +270,19 @@ def format_report(report: dict) -> str:
         f"Chips per image: {chips['positive_per_image']:.2f} positive (p50/p90/p99/max "
         f"{_fmt_percentiles(chips['positive_per_image_percentiles'])}), {negatives}; "
         f"{chips['images_without_chips']} images get no chip.",
-        f"Pixels per image: chips {pixels['chips_per_image'] / 1e6:.3f} Mpx = {pixels['chips_vs_single_scale']:.2f}x "
-        f"single-scale (shortest edge {short}, longest <= {long_}: {pixels['single_scale_per_image'] / 1e6:.3f} Mpx) = "
-        f"{pixels['chips_vs_pyramid']:.2f}x the whole pyramid ({pixels['pyramid_per_image'] / 1e6:.3f} Mpx).",
+        "Pixels per image (Mpx; chips of the epoch vs. training on whole images):",
+        tabulate(
+            [
+                ["chips", pixels["chips_per_image"] / 1e6, pixels["chips_vs_single_scale"]],
+                [f"chips padded to {cfg['chip_size']}x{cfg['chip_size']} (as batched)",
+                 pixels["padded_chips_per_image"] / 1e6, pixels["padded_chips_vs_single_scale"]],
+                [f"single scale (shortest edge {short}, longest <= {long_})", pixels["single_scale_per_image"] / 1e6, 1.0],
+                ["whole pyramid (every training scale)", pixels["pyramid_per_image"] / 1e6,
+                 pixels["pyramid_per_image"] / max(pixels["single_scale_per_image"], 1)],
+            ],
+            headers=["", "Mpx/image", "x single scale"],
+            floatfmt=".3f",
+        ),
     ]
     if "suggestion" in report:
         lines += ["", *_format_suggestion(report["suggestion"], analysed)]
@@ -281,8 +296,8 @@ def _format_suggestion(suggestion: dict, analysed: int) -> List[str]:
         f"Suggested scales and valid ranges (objects at {low:g}-{high:g} chip px; heuristic in "
         "sniper_d2/analysis/scale_suggestion.py):",
         _scale_table(suggestion["scales"], with_chips=False),
-        f"Every object size is in some range ({uncovered['in_no_valid_range']['count']} boxes in none).",
     ]
+    lines += _fmt_examples("With these, boxes in no valid range", uncovered["in_no_valid_range"], analysed)
     lines += _fmt_examples("With these, boxes that drive no chip (too thin or too elongated)", uncovered["drive_no_chip"], analysed)
     lines += [
         "Paste into your config:",

@@ -5,6 +5,7 @@ same datasets, proposals, chip generator, seed and stride range), so the chips t
 count are the chips training will use, but without checking that the image files exist (an
 annotation file alone is enough to analyse a dataset).
 """
+import sys
 from typing import Iterable
 
 from tqdm import tqdm
@@ -21,7 +22,10 @@ PROGRESS_MIN_ITEMS = 300
 
 def progress(iterable: Iterable, total: int, desc: str):
     """``iterable`` with a tqdm progress bar (on stderr) when ``total`` >= PROGRESS_MIN_ITEMS."""
-    return tqdm(iterable, total=total, desc=desc, unit="img", disable=total < PROGRESS_MIN_ITEMS, dynamic_ncols=True)
+    return tqdm(
+        iterable, total=total, desc=desc, unit="img", disable=total < PROGRESS_MIN_ITEMS, dynamic_ncols=True,
+        mininterval=0.1 if sys.stderr.isatty() else 10.0,  # a log file gets a line every 10 s
+    )
 
 
 def load_training_planner(cfg) -> ChipPlanner:
