@@ -4,6 +4,12 @@
     python train_net.py --config-file configs/sniper_R_50_FPN_1x.yaml --num-gpus 8
     python train_net.py --config-file configs/sniper_R_50_FPN_1x.yaml --eval-only MODEL.WEIGHTS model.pth
     python train_net.py --config-file ... --resume        # continue from OUTPUT_DIR/last_checkpoint
+    python train_net.py --config-file configs/sniper_R_50_FPN_1x.yaml --mine-negatives --num-gpus 8
+
+``--mine-negatives`` runs the whole negative-chip pipeline: (1) a short RPN-only schedule on
+positive chips, (2) its proposals on the full training images, written to
+OUTPUT_DIR/negative_mining/proposals_<dataset>.pkl, (3) SNIPER training with negative chips from
+those files. Stages whose outputs exist are skipped, so the command can be re-run after a crash.
 
 Trailing ``KEY VALUE`` pairs override the config. Training runs on SNIPER chips
 (``SNIPER.TRAIN.ENABLED``); evaluation on the multi-scale pyramid (``SNIPER.TEST.MULTI_SCALE``).
@@ -15,6 +21,7 @@ from detectron2.engine import default_argument_parser, default_setup, launch
 import sniper_d2  # noqa: F401  (registers SNIPER components and built-in datasets)
 from sniper_d2 import SniperTrainer as Trainer  # DefaultTrainer + chip loader + multi-scale test
 from sniper_d2 import add_sniper_config, check_sniper_config
+from sniper_d2.mining import mine_negative_proposals
 
 
 def setup(args):
@@ -34,13 +41,28 @@ def main(args):
         model = Trainer.build_model(cfg)
         DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
         return Trainer.test(cfg, model)
+    if args.mine_negatives:
+        cfg = cfg.clone()
+        cfg.defrost()
+        cfg.SNIPER.NEG.PROPOSAL_FILES = tuple(mine_negative_proposals(cfg, Trainer))
+        cfg.freeze()
     trainer = Trainer(cfg)
     trainer.resume_or_load(resume=args.resume)
     return trainer.train()  # evaluates DATASETS.TEST at the end (and every TEST.EVAL_PERIOD)
 
 
+def argument_parser():
+    """Detectron2's standard training arguments plus ``--mine-negatives``."""
+    parser = default_argument_parser()
+    parser.add_argument(
+        "--mine-negatives", action="store_true",
+        help="mine negative-chip proposals first (RPN stage + proposal extraction), then train with them",
+    )
+    return parser
+
+
 if __name__ == "__main__":
-    args = default_argument_parser().parse_args()
+    args = argument_parser().parse_args()
     launch(
         main,
         args.num_gpus,

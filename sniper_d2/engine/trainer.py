@@ -47,6 +47,30 @@ class SniperTrainer(DefaultTrainer):
         self.cfg = cfg
         self.register_hooks(self.build_hooks())
 
+    def train(self):
+        """Train, evaluate (DefaultTrainer), then log a summary: chips of the last epoch and AP."""
+        results = super().train()
+        if comm.is_main_process():
+            self._log_summary()
+        return results
+
+    def _log_summary(self):
+        histories = self.storage.histories()
+        if "sniper/epoch" in histories:
+            stats = {k: histories[f"sniper/{k}"].latest() for k in (
+                "epoch", "positive_chips", "negative_chips", "chips_per_image", "pixels_per_image")}
+            logger.info(
+                f"SNIPER chips (epoch {stats['epoch']:.0f}): {stats['positive_chips']:.0f} positive, "
+                f"{stats['negative_chips']:.0f} negative, {stats['chips_per_image']:.2f} chips/image, "
+                f"{stats['pixels_per_image'] / 1e6:.3f} Mpx/image"
+            )
+        # the evaluation hook stores "bbox/AP"... (one test set) or "<name>/bbox/AP"... (several)
+        prefixes = sorted({k[: -len("bbox/AP")] for k in histories if k.endswith("bbox/AP")})
+        for prefix in prefixes:
+            metrics = {k[len(prefix) + 5:]: h.latest() for k, h in histories.items() if k.startswith(prefix + "bbox/")}
+            name = prefix.rstrip("/") or ", ".join(self.cfg.DATASETS.TEST)
+            logger.info(f"SNIPER result on {name}: {_ap_line(metrics)}")
+
     @classmethod
     def build_train_loader(cls, cfg):
         if cfg.SNIPER.TRAIN.ENABLED:
@@ -71,9 +95,10 @@ class SniperTrainer(DefaultTrainer):
         if comm.is_main_process():
             for dataset_name, metrics in results.items():
                 if "bbox" in metrics:
-                    m = metrics["bbox"]
-                    logger.info(
-                        f"{dataset_name} bbox: "
-                        + " ".join(f"{k} {m[k]:.1f}" for k in ("AP", "AP50", "AP75", "APs", "APm", "APl") if k in m)
-                    )
+                    logger.info(f"{dataset_name} bbox: {_ap_line(metrics['bbox'])}")
         return results
+
+
+def _ap_line(metrics) -> str:
+    """COCO box metrics as one line (NaN: no object of that size in the dataset)."""
+    return " ".join(f"{k} {metrics[k]:.1f}" for k in ("AP", "AP50", "AP75", "APs", "APm", "APl") if k in metrics)

@@ -1,0 +1,40 @@
+"""Stage 1 of negative mining: the RPN-only configuration derived from the detector's."""
+import math
+import os
+
+__all__ = ["rpn_stage_config"]
+
+
+def rpn_stage_config(cfg, chips_per_epoch: int, output_dir: str):
+    """The detector config turned into a short RPN-only SNIPER schedule on positive chips.
+
+    Same backbone, RPN, chips and solver, but ``ProposalNetwork``, no negative chips, no
+    evaluation, and ``SNIPER.MINING.RPN_EPOCHS`` epochs of chips (warm-up and LR steps scaled to
+    the shorter schedule). Proposal extraction settings: ``POST_NMS_TOPK_TEST`` =
+    ``SNIPER.MINING.PROPOSALS_PER_SCALE`` and ``RPN.NMS_THRESH`` = ``SNIPER.MINING.NMS_THRESH``.
+
+    Args:
+        chips_per_epoch: positive chips in one epoch of the training set.
+        output_dir: where stage 1 writes its checkpoints and logs.
+    """
+    c = cfg.clone()
+    c.defrost()
+    c.MODEL.META_ARCHITECTURE = "ProposalNetwork"
+    c.MODEL.MASK_ON = False
+    c.MODEL.KEYPOINT_ON = False
+    c.MODEL.RPN.POST_NMS_TOPK_TEST = c.SNIPER.MINING.PROPOSALS_PER_SCALE
+    c.MODEL.RPN.NMS_THRESH = c.SNIPER.MINING.NMS_THRESH
+    c.SNIPER.NEG.PROPOSAL_FILES = ()
+    c.SNIPER.TEST.MULTI_SCALE = False
+    c.DATASETS.TEST = ()
+    c.TEST.EVAL_PERIOD = 0
+    iters = max(1, math.ceil(c.SNIPER.MINING.RPN_EPOCHS * chips_per_epoch / c.SOLVER.IMS_PER_BATCH))
+    ratio = iters / max(cfg.SOLVER.MAX_ITER, 1)
+    c.SOLVER.MAX_ITER = iters
+    c.SOLVER.STEPS = tuple(s2 for s2 in (max(1, int(s * ratio)) for s in cfg.SOLVER.STEPS) if s2 < iters)
+    c.SOLVER.WARMUP_ITERS = min(c.SOLVER.WARMUP_ITERS, max(1, iters // 5))
+    c.SOLVER.CHECKPOINT_PERIOD = iters + 1  # only the final model
+    c.OUTPUT_DIR = output_dir
+    os.makedirs(output_dir, exist_ok=True)
+    c.freeze()
+    return c
