@@ -131,7 +131,8 @@ def suggest_scales(
         raise ValueError(
             f"Target band {target_chip_px} chip px (upper end capped at CHIP_SIZE - stride - 1 = "
             f"{chip_size - stride - 1}) is too narrow: its upper end must exceed {overlap:g} x its lower end. "
-            "Lower the minimum (--target-chip-px) or use larger chips (SNIPER.CHIP_SIZE)."
+            "Set the band with --target-chip-px MIN MAX (default: the smallest and largest anchor size, "
+                "MODEL.ANCHOR_GENERATOR.SIZES) or use larger chips (SNIPER.CHIP_SIZE)."
         )
     if not max_factor > 0:
         raise ValueError(f"max_factor must be positive, got {max_factor}.")
