@@ -55,7 +55,8 @@ def select_images(planner, num_images: int, image_ids, seed: int):
         if missing:
             raise KeyError(
                 f"--image-ids: no image with id {', '.join(missing)} in {', '.join(table.dataset_names)} "
-                f"(ids look like {', '.join(repr(i) for i in table.image_ids[:3])})."
+                f"(ids look like {', '.join(repr(i) for i in table.image_ids[:3])}). KEY VALUE overrides must "
+                "follow a flag other than --image-ids, e.g. `--image-ids 1 2 --epoch 0 KEY VALUE`."
             )
         return [rows[i] for i in image_ids]
     if num_images < 1:

@@ -268,7 +268,7 @@ def format_report(report: dict) -> str:
     lines += [
         "",
         f"Chips per image: {chips['positive_per_image']:.2f} positive (p50/p90/p99/max "
-        f"{_fmt_percentiles(chips['positive_per_image_percentiles'])}), {negatives}; "
+        f"{_fmt_percentiles(chips['positive_per_image_percentiles'], 1)}), {negatives}; "
         f"{chips['images_without_chips']} images get no chip.",
         "Pixels per image (Mpx; chips of the epoch vs. training on whole images):",
         tabulate(
