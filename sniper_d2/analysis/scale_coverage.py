@@ -74,16 +74,17 @@ class ScaleCoverage:
 def scale_coverage(boxes: DatasetBoxes, image_sizes: np.ndarray, generator: ChipGenerator, stride: int) -> ScaleCoverage:
     """Coverage of ``boxes`` (images of ``image_sizes`` (I, 2) original px) by ``generator``'s scales,
     with candidate-grid step ``stride`` chip px (the fits-in-a-chip rule depends on it)."""
-    factors = image_factors(image_sizes, generator)[boxes.image_index].reshape(len(boxes), -1)
+    shape = (len(boxes), len(generator.scales))
+    factors = image_factors(image_sizes, generator)[boxes.image_index].reshape(shape)
     assignable = ~boxes.crowd
     in_range = np.stack(
         [r.contains_train(boxes.shapes.sizes) & assignable for r in generator.valid_ranges], axis=1
-    ).reshape(len(boxes), -1)
+    ).reshape(shape)
     driving = np.stack(
         [
             rule.mask(boxes.shapes, factors[:, s], generator.chip_size, stride) & assignable
             for s, rule in enumerate(generator.driving_rules)
         ],
         axis=1,
-    ).reshape(len(boxes), -1)
+    ).reshape(shape)
     return ScaleCoverage(in_range=in_range, driving=driving, factors=factors)

@@ -178,3 +178,20 @@ def test_boxes_no_range_covers_are_listed_with_their_image(analyze_tool, tmp_pat
     assert (7, 0) in {(e["image_id"], e["box_index"]) for e in report["uncovered"]["valid_in_no_chip"]["examples"]}
     assert report["chips"]["images_without_chips"] == 1  # image 7's only box drives nothing
     assert report["suggestion"]["uncovered"]["in_no_valid_range"]["count"] == 0
+
+
+def test_background_only_training_set_is_reported_not_crashed(analyze_tool, tmp_path):
+    register_dataset("sniper_test_tools_background", [
+        {"file_name": str(tmp_path / f"{i}.jpg"), "image_id": i, "width": 100, "height": 80, "annotations": []}
+        for i in range(3)
+    ])
+    config = tmp_path / "c.yaml"
+    config.write_text("DATASETS:\n  TRAIN: ('sniper_test_tools_background',)\n")
+    args = ["--config-file", str(config), "--output", str(tmp_path / "out"), "--workers", "1"]
+    report = analyze_tool.main(args)
+    assert report["images"] == {**report["images"], "count": 3, "without_boxes": 3}
+    assert report["boxes"]["count"] == report["chips"]["positive"] == 0
+    assert report["chips"]["images_without_chips"] == 3
+    assert (tmp_path / "out" / "object_sizes.png").is_file()
+    with pytest.raises(ValueError, match="no \\(non-crowd\\) boxes"):
+        analyze_tool.main(args + ["--suggest"])
