@@ -10,7 +10,9 @@
    pixels/image against single-scale 800x1333 training.
 2. Scaling: one 6000x6000 image with 3000 boxes at scales (1.0, 0.5, longest:512), valid ranges
    (-1,250), (125,500), (400,-1) (the COCO ranges' 80-250 chip px per scale, carried over); time
-   and memory, then time against image area (3000 boxes) and against box count (6000x6000).
+   and memory, then time against image area (3000 boxes) and against box count (6000x6000). The
+   negative pool is also timed for the same image without ground truth, where every proposal of a
+   valid size is uncovered (the random proposals here rarely escape the positive chips).
 
 Times are CPU seconds of this process (best of 3 for the workload), so other jobs sharing the
 machine distort them less than wall-clock time would.
@@ -134,7 +136,8 @@ def big_image(rng, side, num_boxes, num_proposals):
 
 
 def time_big(gen, side, boxes, proposals, seed):
-    """CPU seconds for positive chips, valid-box assignment and the negative pool of one image."""
+    """CPU seconds for positive chips, valid-box assignment, the negative pool, and the negative pool
+    of the same image without ground truth (every proposal of a valid size uncovered); chip counts."""
     rng = np.random.default_rng(seed)
     t0 = time.process_time()
     pos = gen.positive_chips("big", side, side, boxes, rng)
@@ -143,7 +146,9 @@ def time_big(gen, side, boxes, proposals, seed):
     t2 = time.process_time()
     pool = gen.negative_chip_pool("big", side, side, proposals, pos, rng)
     t3 = time.process_time()
-    return t1 - t0, t2 - t1, t3 - t2, len(pos), len(pool)
+    pool_no_gt = gen.negative_chip_pool("big", side, side, proposals, [], rng)
+    t4 = time.process_time()
+    return t1 - t0, t2 - t1, t3 - t2, t4 - t3, len(pos), len(pool), len(pool_no_gt)
 
 
 def bench_scaling(seed):
@@ -154,45 +159,46 @@ def bench_scaling(seed):
     boxes, proposals = big_image(rng, 6000, 3000, 3000)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     tracemalloc.start()
-    t_pos, t_assign, t_neg, n_pos, n_pool = time_big(gen, 6000, boxes, proposals, seed)
+    time_big(gen, 6000, boxes, proposals, seed)
     traced_peak = tracemalloc.get_traced_memory()[1] / 2**20
     tracemalloc.stop()
-    t_pos, t_assign, t_neg, n_pos, n_pool = time_big(gen, 6000, boxes, proposals, seed)  # untraced timing
+    t_pos, t_assign, t_neg, t_no_gt, n_pos, n_pool, n_no_gt = time_big(gen, 6000, boxes, proposals, seed)
     rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"6000x6000, 3000 boxes, 3000 proposals: positive chips {t_pos:.3f} s ({n_pos} chips), "
           f"assignment {t_assign:.3f} s, negative pool {t_neg:.3f} s ({n_pool} chips); "
-          f"total {t_pos + t_assign + t_neg:.3f} s (goal < 2 s)")
+          f"total {t_pos + t_assign + t_neg:.3f} s (goal < 2 s); negative pool of the same image "
+          f"without ground truth {t_no_gt:.3f} s ({n_no_gt} chips)")
     print(f"memory: chip work allocates at most {traced_peak:.1f} MiB (tracemalloc peak); process peak RSS "
           f"{rss_peak:.0f} MiB, of which {rss_before:.0f} MiB before the chip work (Python, numpy and the "
           "torch/detectron2 that importing sniper_d2 loads) (goal < 1 GB)")
 
     print("\ntime vs image area (3000 boxes, 3000 proposals):")
-    print("   side    area/6000^2   positive s  assign s  negative s  pos chips   total s")
+    print("   side  positive s  assign s  negative s  no-GT neg s  pos chips  no-GT neg chips   total s")
     base = None
     for side in (1500, 3000, 6000, 12000):
         rng = np.random.default_rng(seed)
         b, p = big_image(rng, side, 3000, 3000)
-        t_pos, t_assign, t_neg, n_pos, _ = min(
-            (time_big(gen, side, b, p, seed) for _ in range(2)), key=lambda r: sum(r[:3])
+        t_pos, t_assign, t_neg, t_no_gt, n_pos, _, n_no_gt = min(
+            (time_big(gen, side, b, p, seed) for _ in range(2)), key=lambda r: sum(r[:4])
         )
-        total = t_pos + t_assign + t_neg
+        total = t_pos + t_assign + t_neg + t_no_gt
         base = base or (side, total)
-        print(f"  {side:6d}   {side * side / 6000 ** 2:10.4f}   {t_pos:10.3f}  {t_assign:8.3f}  {t_neg:10.3f}"
-              f"  {n_pos:9d}  {total:8.3f}  (x{total / base[1]:.1f} time for x{(side / base[0]) ** 2:.0f} area)")
+        print(f"  {side:5d}  {t_pos:10.3f}  {t_assign:8.3f}  {t_neg:10.3f}  {t_no_gt:11.3f}  {n_pos:9d}  {n_no_gt:15d}"
+              f"  {total:8.3f}  (x{total / base[1]:.1f} time for x{(side / base[0]) ** 2:.0f} area)")
 
     print("\ntime vs box count (6000x6000, proposals = boxes):")
-    print("   boxes   positive s  assign s  negative s  pos chips   total s")
+    print("  boxes  positive s  assign s  negative s  no-GT neg s  pos chips  no-GT neg chips   total s")
     base = None
     for n in (750, 1500, 3000, 6000, 12000):
         rng = np.random.default_rng(seed)
         b, p = big_image(rng, 6000, n, n)
-        t_pos, t_assign, t_neg, n_pos, _ = min(
-            (time_big(gen, 6000, b, p, seed) for _ in range(2)), key=lambda r: sum(r[:3])
+        t_pos, t_assign, t_neg, t_no_gt, n_pos, _, n_no_gt = min(
+            (time_big(gen, 6000, b, p, seed) for _ in range(2)), key=lambda r: sum(r[:4])
         )
-        total = t_pos + t_assign + t_neg
+        total = t_pos + t_assign + t_neg + t_no_gt
         base = base or (n, total)
-        print(f"  {n:6d}   {t_pos:10.3f}  {t_assign:8.3f}  {t_neg:10.3f}  {n_pos:9d}  {total:8.3f}"
-              f"  (x{total / base[1]:.1f} time for x{n // base[0]} boxes)")
+        print(f"  {n:5d}  {t_pos:10.3f}  {t_assign:8.3f}  {t_neg:10.3f}  {t_no_gt:11.3f}  {n_pos:9d}  {n_no_gt:15d}"
+              f"  {total:8.3f}  (x{total / base[1]:.1f} time for x{n // base[0]} boxes)")
 
 
 def main():

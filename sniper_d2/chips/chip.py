@@ -20,9 +20,10 @@ class Chip:
         origin: (x0, y0) of the chip's top-left corner in the scaled image, chip px.
         size: (width, height) of the chip, chip px; smaller than the chip size only where the
             scaled image itself is smaller (the chip then spans the whole image in that dimension).
-        box_ids: int64 indices of the boxes the chip was made for: for a positive chip the
-            driving ground-truth boxes its greedy-cover step covered; for a negative chip all the
-            uncovered proposals it fully contains.
+        box_ids: int64 indices of the boxes the chip was made for, ascending: the driving
+            ground-truth boxes (positive chip) or uncovered proposals (negative chip) that its
+            greedy-cover step covered first. Each box appears in one chip per scale; a chip may
+            contain further boxes that an earlier chip covered.
         negative: True for a negative chip (made from proposals), False for a positive one.
     """
 

@@ -90,32 +90,28 @@ def _cover_few(grid, boxes, rng, min_covered) -> List[Tuple[int, int, np.ndarray
 
 def _cover_dense(grid, boxes, rng, min_covered) -> List[Tuple[int, int, np.ndarray]]:
     in_x, in_y = containing_masks(grid, boxes)
-    coverable = (in_x.any(axis=0) & in_y.any(axis=0)).nonzero()[0]
-    if len(coverable) < min_covered:
-        return []
     if in_x.shape[0] * in_y.shape[0] == 1:
-        return [(0, 0, coverable)]
-    in_x = in_x[:, coverable].astype(np.float64)  # (nx, n) 0/1
-    in_y = in_y[:, coverable].astype(np.float64)  # (ny, n) 0/1
-    score = _initial_score(in_x @ in_y.T, min_covered, rng)
-    if score is None:
+        coverable = (in_x[0] & in_y[0]).nonzero()[0]
+        return [(0, 0, coverable)] if len(coverable) >= min_covered else []
+    in_x = in_x.astype(np.float64)  # (nx, N) 0/1
+    in_y = in_y.astype(np.float64)  # (ny, N) 0/1
+    counts = in_x @ in_y.T
+    if counts.max() < min_covered:  # also when no candidate contains any box
         return []
+    score = counts + rng.random(counts.shape)
     ny = score.shape[1]
     flat = score.reshape(-1)
-    alive = np.ones(len(coverable))
-    remaining = len(coverable)
+    alive = np.ones(len(boxes))
     chosen = []
-    while remaining:  # an uncovered coverable box leaves some score >= 1
+    while True:  # each step covers >= 1 box (score >= 1 means a count >= 1)
         best = int(flat.argmax())
         if flat[best] < min_covered:
-            break
+            return chosen
         ci, cj = divmod(best, ny)
         rows = (in_x[ci] * in_y[cj] * alive).nonzero()[0]
         alive[rows] = 0.0
-        remaining -= len(rows)
         score -= in_x[:, rows] @ in_y[:, rows].T
-        chosen.append((ci, cj, coverable[rows]))
-    return chosen
+        chosen.append((ci, cj, rows))
 
 
 def _cover_sparse(grid, boxes, rng, min_covered) -> List[Tuple[int, int, np.ndarray]]:

@@ -97,7 +97,7 @@ def check_chip_fields(gen, chips, width, height, negative):
         assert all(isinstance(v, int) for v in chip.origin + chip.size)
         x1, y1, x2, y2 = window(chip)
         assert 0 <= x1 and 0 <= y1 and x2 <= sw and y2 <= sh, "chip leaves the scaled image"
-        assert chip.box_ids.dtype == np.int64
+        assert chip.box_ids.dtype == np.int64 and np.all(np.diff(chip.box_ids) > 0)
     keys = [(c.scale_index, c.origin) for c in chips]
     assert len(set(keys)) == len(keys), "two identical chips at one scale"
 
