@@ -46,10 +46,13 @@ class ChipGenerator:
             raise ValueError(f"chip_size must be an integer >= 4 chip px, got {chip_size!r}.")
         self.chip_size = int(chip_size)
         self.stride = self._checked_stride(stride)
-        self.neg_min_proposals = tuple(int(n) for n in neg_min_proposals)
+        try:
+            self.neg_min_proposals = tuple(int(n) for n in neg_min_proposals)
+        except (TypeError, ValueError):
+            self.neg_min_proposals = ()
         if len(self.neg_min_proposals) != len(self.scales) or min(self.neg_min_proposals) < 0:
             raise ValueError(
-                f"neg_min_proposals (SNIPER.NEG.MIN_PROPOSALS) is {tuple(neg_min_proposals)} but there are "
+                f"neg_min_proposals (SNIPER.NEG.MIN_PROPOSALS) is {neg_min_proposals!r} but there are "
                 f"{len(self.scales)} scales: give one count >= 0 per scale, in the same order."
             )
         self.driving_rules = driving_rules(self.valid_ranges)

@@ -34,6 +34,8 @@ def test_constructor_rejects_inconsistent_lengths():
         ChipGenerator(COCO_SCALES, COCO_RANGES, neg_min_proposals=(25, 10))
     with pytest.raises(ValueError, match="one count >= 0"):
         ChipGenerator(COCO_SCALES, COCO_RANGES, neg_min_proposals=(25, -1, 10))
+    with pytest.raises(ValueError, match="MIN_PROPOSALS.*is 25 but"):
+        ChipGenerator(COCO_SCALES, COCO_RANGES, neg_min_proposals=25)
 
 
 @pytest.mark.parametrize("stride", [0, 511, 2.5, True])
