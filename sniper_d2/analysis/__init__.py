@@ -3,7 +3,15 @@
 Object sizes, which boxes each scale's valid range covers and which drive chips, chips and pixels
 per image, suggested scales and valid ranges, and drawings of the chips of an image.
 """
-from .chip_panels import COLOURS, PanelScale, figure_shape, panel_origin, panel_scale, planned_chip_figure, render_chip_panels
+from .chip_panels import (
+    COLOURS,
+    PanelScale,
+    figure_shape,
+    panel_origin,
+    panel_scale,
+    planned_chip_figure,
+    render_chip_panels,
+)
 from .chip_statistics import ChipStatistics, chip_statistics
 from .dataset_report import DatasetAnalysis, analyze_training_set, format_report
 from .pixel_cost import pyramid_pixels, single_scale_pixels

@@ -163,7 +163,8 @@ def render_chip_panels(
         for chip, _ in sorted(at_scale, key=lambda item: item[0].negative):  # negatives on top
             _draw_box(panel, chip.box, g, "negative chip" if chip.negative else "positive chip")
         kinds: List[Tuple[int, str]] = [
-            (k, "crowd box (ignored)" if crowd[k] else "valid box" if valid[k] else "invalid box") for k in range(len(boxes))
+            (k, "crowd box (ignored)" if crowd[k] else "valid box" if valid[k] else "invalid box")
+            for k in range(len(boxes))
         ]
         for k, kind in sorted(kinds, key=lambda item: item[1] == "valid box"):  # valid boxes on top
             _draw_box(panel, boxes[k], g, kind)

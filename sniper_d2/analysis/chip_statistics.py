@@ -54,7 +54,9 @@ def _count_block(planner: ChipPlanner, epoch: int, stride: int, start: int, stop
             rows.append(np.full(len(ids), index, np.int64))
             box_ids.append(ids)
             scales.append(np.full(len(ids), chip.scale_index, np.int64))
-    flat = [np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64) for parts in (rows, box_ids, scales)]
+    flat = [
+        np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64) for parts in (rows, box_ids, scales)
+    ]
     return (positive, negative, pixels, *flat)
 
 

@@ -247,7 +247,8 @@ def format_report(report: dict) -> str:
         "Object sizes, sqrt(area) in original px (non-crowd boxes):",
         "  " + "  ".join(f"{k} {v:.1f}" for k, v in sizes["percentiles"].items()),
         "  COCO classes: " + ", ".join(
-            f"{name} {100.0 * sizes['shares'][name]:.1f} % ({sizes['counts'][name]})" for name in ("small", "medium", "large")
+            f"{name} {100.0 * sizes['shares'][name]:.1f} % ({sizes['counts'][name]})"
+            for name in ("small", "medium", "large")
         ) + "  (small < 32 <= medium < 96 <= large)",
         "",
         "Scales: boxes whose size is in the valid range, that drive positive chips (range and size rules,"
@@ -256,9 +257,13 @@ def format_report(report: dict) -> str:
         "",
     ]
     uncovered = report["uncovered"]
-    lines += _fmt_examples("Boxes in no valid range (never positives, ignored everywhere)", uncovered["in_no_valid_range"], analysed)
+    lines += _fmt_examples(
+        "Boxes in no valid range (never positives, ignored everywhere)", uncovered["in_no_valid_range"], analysed
+    )
     lines += _fmt_examples("Boxes that drive no chip at any scale", uncovered["drive_no_chip"], analysed)
-    lines += _fmt_examples(f"Boxes valid in no chip of epoch {report['chips']['epoch']}", uncovered["valid_in_no_chip"], analysed)
+    lines += _fmt_examples(
+        f"Boxes valid in no chip of epoch {report['chips']['epoch']}", uncovered["valid_in_no_chip"], analysed
+    )
     chips, pixels = report["chips"], report["pixels"]
     negatives = (
         f"{chips['negative_per_image']:.2f} negative" if cfg["negative_proposal_files"]
@@ -276,7 +281,8 @@ def format_report(report: dict) -> str:
                 ["chips", pixels["chips_per_image"] / 1e6, pixels["chips_vs_single_scale"]],
                 [f"chips padded to {cfg['chip_size']}x{cfg['chip_size']} (as batched)",
                  pixels["padded_chips_per_image"] / 1e6, pixels["padded_chips_vs_single_scale"]],
-                [f"single scale (shortest edge {short}, longest <= {long_})", pixels["single_scale_per_image"] / 1e6, 1.0],
+                [f"single scale (shortest edge {short}, longest <= {long_})",
+                 pixels["single_scale_per_image"] / 1e6, 1.0],
                 ["whole pyramid (every training scale)", pixels["pyramid_per_image"] / 1e6,
                  pixels["pyramid_per_image"] / max(pixels["single_scale_per_image"], 1)],
             ],
@@ -298,7 +304,9 @@ def _format_suggestion(suggestion: dict, analysed: int) -> List[str]:
         _scale_table(suggestion["scales"], with_chips=False),
     ]
     lines += _fmt_examples("With these, boxes in no valid range", uncovered["in_no_valid_range"], analysed)
-    lines += _fmt_examples("With these, boxes that drive no chip (too thin or too elongated)", uncovered["drive_no_chip"], analysed)
+    lines += _fmt_examples(
+        "With these, boxes that drive no chip (too thin or too elongated)", uncovered["drive_no_chip"], analysed
+    )
     lines += [
         "Paste into your config:",
         suggestion["yaml"],

@@ -71,7 +71,9 @@ class ScaleCoverage:
         return ~self.driving.any(axis=1)
 
 
-def scale_coverage(boxes: DatasetBoxes, image_sizes: np.ndarray, generator: ChipGenerator, stride: int) -> ScaleCoverage:
+def scale_coverage(
+    boxes: DatasetBoxes, image_sizes: np.ndarray, generator: ChipGenerator, stride: int
+) -> ScaleCoverage:
     """Coverage of ``boxes`` (images of ``image_sizes`` (I, 2) original px) by ``generator``'s scales,
     with candidate-grid step ``stride`` chip px (the fits-in-a-chip rule depends on it)."""
     shape = (len(boxes), len(generator.scales))

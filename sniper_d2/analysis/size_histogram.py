@@ -13,7 +13,9 @@ RangeSet = Tuple[str, Sequence[Tuple[str, Tuple[float, float]]]]
 _SET_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:purple")
 
 
-def plot_size_histogram(sizes: np.ndarray, range_sets: Sequence[RangeSet], path: str, title: str = "") -> None:
+def plot_size_histogram(
+    sizes: np.ndarray, range_sets: Sequence[RangeSet], path: str, title: str = "Object sizes"
+) -> None:
     """Write the histogram of ``sizes`` (sqrt(area), original px) to ``path``.
 
     ``range_sets``: ``[(name, [(scale label, (lo, hi)), ...]), ...]``, config pairs (-1 =
@@ -39,7 +41,7 @@ def plot_size_histogram(sizes: np.ndarray, range_sets: Sequence[RangeSet], path:
         hist.axvline(limit, color="0.2", linestyle=":", linewidth=1)
     hist.set_xlim(left, right)
     hist.set_ylabel("boxes")
-    hist.set_title(title or f"Object sizes ({len(sizes)} boxes); dotted: COCO small/medium/large limits 32, 96 px")
+    hist.set_title(f"{title} ({len(sizes)} boxes); dotted: COCO small/medium/large limits 32, 96 px")
     hist.tick_params(labelbottom=False)
     for y, (name, label, (lo, hi), colour) in enumerate(rows):
         start = left if lo <= 0 else lo
