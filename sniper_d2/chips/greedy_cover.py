@@ -23,7 +23,7 @@ from .candidates import containing_masks, containing_ranges, containing_rects
 __all__ = ["greedy_cover"]
 
 # Up to this many boxes, per-box work in plain Python beats vectorised numpy.
-_FEW_BOXES = 32
+_FEW_BOXES = 10
 # Up to this many candidate x box pairs, matrix products beat sparse bookkeeping.
 _DENSE_PAIRS = 1 << 17
 # Up to this many rectangles, adding them slice by slice beats a difference array.
