@@ -59,6 +59,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> dict:
+    """Run the analysis, write the JSON and the histogram, print the report; returns the report."""
     args = parse_args(argv)
     setup_logger(name="detectron2")
     cfg = tool_config(args)
