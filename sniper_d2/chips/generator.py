@@ -146,14 +146,14 @@ class ChipGenerator:
         shapes = box_shapes(proposals)
         nonempty = shapes.min_sides > 0  # an empty proposal cannot be a false positive
         for index, (factor, size) in enumerate(self.image_scales(width, height)):
-            ids = (self.proposal_rules[index].mask(shapes, factor, self.chip_size, stride) & nonempty).nonzero()[0]
-            if len(ids) <= self.neg_min_proposals[index]:
-                continue
             windows = [
                 (c.origin[0], c.origin[1], c.origin[0] + c.size[0], c.origin[1] + c.size[1])
                 for c in positive_chips if c.scale_index == index
             ]
             if (0, 0, *size) in windows:  # a positive chip spans the scaled image: all proposals touch it
+                continue
+            ids = (self.proposal_rules[index].mask(shapes, factor, self.chip_size, stride) & nonempty).nonzero()[0]
+            if len(ids) <= self.neg_min_proposals[index]:
                 continue
             pool += negative_chips_at_scale(
                 image_id, index, factor, size, proposals[ids], ids,

@@ -16,15 +16,21 @@ from .greedy_cover import greedy_cover
 
 __all__ = ["touches_any", "negative_chips_at_scale", "sample_negative_chips"]
 
+# Up to this many windows, touches_any compares window by window (faster than broadcasting).
+_FEW_WINDOWS = 4
 # Proposal x window pairs compared at once by touches_any (bounds its memory).
 _PAIRS_PER_BLOCK = 1 << 20
 
 
 def touches_any(boxes: np.ndarray, windows: np.ndarray) -> np.ndarray:
     """Bool (N,): box i overlaps some window with positive area. Both (., 4) XYXY, same frame."""
-    touched = np.zeros(len(boxes), dtype=bool)
-    if len(windows) == 0:
+    if len(windows) <= _FEW_WINDOWS:  # one pass over the boxes per window
+        touched = np.zeros(len(boxes), dtype=bool)
+        x1, y1, x2, y2 = boxes.T
+        for wx1, wy1, wx2, wy2 in windows.tolist():
+            touched |= (x1 < wx2) & (x2 > wx1) & (y1 < wy2) & (y2 > wy1)
         return touched
+    touched = np.zeros(len(boxes), dtype=bool)
     block = max(1, _PAIRS_PER_BLOCK // max(1, len(boxes)))
     x1, y1, x2, y2 = (boxes[:, k : k + 1] for k in range(4))
     for start in range(0, len(windows), block):
@@ -65,13 +71,13 @@ def negative_chips_at_scale(
     uncovered = (inside & ~touches_any(scaled, positive_windows)).nonzero()[0]
     if len(uncovered) <= min_proposals:
         return []
-    grid = candidate_grid(image_size[0], image_size[1], chip_size, stride)
-    xs, ys, size = grid.xs.tolist(), grid.ys.tolist(), (grid.chip_width, grid.chip_height)
+    grid = candidate_grid(width, height, chip_size, stride)
+    chosen = greedy_cover(grid, scaled[uncovered], rng, min_covered=min_proposals + 1)
+    if not chosen:
+        return []
+    xs, ys, size = grid.x_list, grid.y_list, (grid.chip_width, grid.chip_height)
     uncovered_ids = proposal_ids[uncovered]
-    return [
-        Chip(image_id, scale_index, factor, (xs[i], ys[j]), size, uncovered_ids[covered], True)
-        for i, j, covered in greedy_cover(grid, scaled[uncovered], rng, min_covered=min_proposals + 1)
-    ]
+    return [Chip(image_id, scale_index, factor, (xs[i], ys[j]), size, uncovered_ids[c], True) for i, j, c in chosen]
 
 
 def sample_negative_chips(pool: Sequence[Chip], num: int, rng: np.random.Generator) -> List[Chip]:
@@ -81,4 +87,4 @@ def sample_negative_chips(pool: Sequence[Chip], num: int, rng: np.random.Generat
         raise ValueError(f"The number of negative chips per image must be >= 0, got {num}.")
     if len(pool) <= num:
         return list(pool)
-    return [pool[k] for k in np.sort(rng.choice(len(pool), size=num, replace=False)).tolist()]
+    return [pool[k] for k in np.sort(rng.permutation(len(pool))[:num]).tolist()]

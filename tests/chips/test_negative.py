@@ -24,6 +24,19 @@ def test_touches_any_needs_positive_area():
     assert touches_any(boxes, np.zeros((0, 4))).tolist() == [False, False, False]
 
 
+@pytest.mark.parametrize("num_windows", [1, 3, 4, 5, 12])
+def test_touches_any_matches_pairwise_checks(num_windows):
+    rng = np.random.default_rng(num_windows)
+    corners = rng.integers(0, 60, (200, 2)).astype(float)
+    boxes = np.concatenate([corners, corners + rng.integers(0, 15, (200, 2))], axis=1)
+    origins = rng.integers(0, 50, (num_windows, 2)).astype(float)
+    windows = np.concatenate([origins, origins + 16], axis=1)
+    expected = [
+        any(min(b[2], w[2]) > max(b[0], w[0]) and min(b[3], w[3]) > max(b[1], w[1]) for w in windows) for b in boxes
+    ]
+    assert touches_any(boxes, windows).tolist() == expected
+
+
 def test_image_without_ground_truth_gives_negative_chips():
     gen = single_scale()
     proposals = np.concatenate([cluster(20, 20, 5), cluster(150, 100, 3)])
