@@ -28,7 +28,7 @@ def test_touches_any_needs_positive_area():
 def test_touches_any_matches_pairwise_checks(num_windows):
     rng = np.random.default_rng(num_windows)
     corners = rng.integers(0, 60, (200, 2)).astype(float)
-    boxes = np.concatenate([corners, corners + rng.integers(0, 15, (200, 2))], axis=1)
+    boxes = np.concatenate([corners, corners + rng.integers(1, 15, (200, 2))], axis=1)
     origins = rng.integers(0, 50, (num_windows, 2)).astype(float)
     windows = np.concatenate([origins, origins + 16], axis=1)
     expected = [
