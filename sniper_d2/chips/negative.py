@@ -23,14 +23,13 @@ _PAIRS_PER_BLOCK = 1 << 20
 
 
 def touches_any(boxes: np.ndarray, windows: np.ndarray) -> np.ndarray:
-    """Bool (N,): box i overlaps some window with positive area. Both (., 4) XYXY, same frame."""
+    """Bool (N,): non-empty box i overlaps some window with positive area. Both (., 4) XYXY, same frame."""
+    touched = np.zeros(len(boxes), dtype=bool)
     if len(windows) <= _FEW_WINDOWS:  # one pass over the boxes per window
-        touched = np.zeros(len(boxes), dtype=bool)
         x1, y1, x2, y2 = boxes.T
         for wx1, wy1, wx2, wy2 in windows.tolist():
             touched |= (x1 < wx2) & (x2 > wx1) & (y1 < wy2) & (y2 > wy1)
         return touched
-    touched = np.zeros(len(boxes), dtype=bool)
     block = max(1, _PAIRS_PER_BLOCK // max(1, len(boxes)))
     x1, y1, x2, y2 = (boxes[:, k : k + 1] for k in range(4))
     for start in range(0, len(windows), block):
