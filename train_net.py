@@ -17,6 +17,8 @@ Trailing ``KEY VALUE`` pairs override the config. Training runs on SNIPER chips
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import get_cfg
 from detectron2.engine import default_argument_parser, default_setup, launch
+from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
 
 import sniper_d2  # noqa: F401  (registers SNIPER components and built-in datasets)
 from sniper_d2 import SniperTrainer as Trainer  # DefaultTrainer + chip loader + multi-scale test
@@ -32,6 +34,8 @@ def setup(args):
     cfg.freeze()
     check_sniper_config(cfg)
     default_setup(cfg, args)
+    # sniper_d2's own log lines (chip statistics, mining stages, summary) next to Detectron2's
+    setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="sniper_d2", abbrev_name="sniper")
     return cfg
 
 

@@ -10,9 +10,7 @@ from typing import Iterable
 
 from tqdm import tqdm
 
-from ..chips import ChipGenerator
-from ..data import AnnotationTable, ChipPlanner, load_negative_proposals, sniper_seed
-from ..data.build import get_training_dicts
+from ..data import ChipPlanner, build_chip_planner
 
 __all__ = ["PROGRESS_MIN_ITEMS", "load_training_planner", "progress"]
 
@@ -29,32 +27,11 @@ def progress(iterable: Iterable, total: int, desc: str):
 
 
 def load_training_planner(cfg) -> ChipPlanner:
-    """The :class:`ChipPlanner` of ``cfg.DATASETS.TRAIN`` (with SNIPER.NEG.PROPOSAL_FILES if set).
+    """The :class:`ChipPlanner` of ``cfg.DATASETS.TRAIN`` (with SNIPER.NEG.PROPOSAL_FILES if set),
+    exactly as training builds it, except that image files need not exist.
 
     Image files are opened only for images whose dataset dict lacks ``width``/``height``.
     """
-    names = list(cfg.DATASETS.TRAIN)
-    if not names:
+    if not cfg.DATASETS.TRAIN:
         raise ValueError("DATASETS.TRAIN is empty: name the training dataset(s) to analyse.")
-    datasets = [(name, get_training_dicts(name)) for name in names]
-    files = list(cfg.SNIPER.NEG.PROPOSAL_FILES)
-    proposals = None
-    if files:
-        if len(files) != len(names):
-            raise ValueError(
-                f"SNIPER.NEG.PROPOSAL_FILES has {len(files)} files but DATASETS.TRAIN has {len(names)} "
-                "datasets: give one proposal file per training dataset, in the same order."
-            )
-        proposals = [load_negative_proposals(f, n, d) for f, (n, d) in zip(files, datasets)]
-    table = AnnotationTable(
-        [(name, progress(dicts, len(dicts), f"reading {name}")) for name, dicts in datasets],
-        proposals,
-        check_files=False,
-    )
-    return ChipPlanner(
-        table,
-        ChipGenerator.from_config(cfg),
-        seed=sniper_seed(cfg),
-        negatives_per_image=cfg.SNIPER.NEG.CHIPS_PER_IMAGE if files else 0,
-        stride_range=cfg.SNIPER.TRAIN.CHIP_STRIDE_RANGE or None,
-    )
+    return build_chip_planner(cfg, check_files=False)

@@ -66,9 +66,22 @@ def _record_boxes(record: dict, dataset: str, width: int, height: int):
     annos = record.get("annotations", [])
     if not annos:
         return np.zeros((0, 4)), np.zeros((0,), np.int64), np.zeros((0,), bool)
-    boxes = np.empty((len(annos), 4), np.float64)
-    for i, a in enumerate(annos):
-        boxes[i] = BoxMode.convert(list(a["bbox"]), a["bbox_mode"], BoxMode.XYXY_ABS)
+    modes = {int(a["bbox_mode"]) for a in annos}
+    if modes <= {BoxMode.XYXY_ABS.value, BoxMode.XYWH_ABS.value} and len(modes) == 1:
+        # the common case, one mode per image, in numpy (BoxMode.convert per box is ~50x slower)
+        lengths = {len(a["bbox"]) for a in annos}
+        if lengths != {4}:
+            raise ValueError(
+                f"{image_ref(dataset, record.get('image_id'), record['file_name'])}: annotation 'bbox' must have "
+                f"4 numbers, got lengths {sorted(lengths)}. Fix the annotations."
+            )
+        boxes = np.array([a["bbox"] for a in annos], np.float64)
+        if BoxMode.XYWH_ABS.value in modes:
+            boxes[:, 2:] += boxes[:, :2]
+    else:
+        boxes = np.empty((len(annos), 4), np.float64)
+        for i, a in enumerate(annos):
+            boxes[i] = BoxMode.convert(list(a["bbox"]), a["bbox_mode"], BoxMode.XYXY_ABS)
     classes = np.fromiter((a["category_id"] for a in annos), np.int64, len(annos))
     crowd = np.fromiter((a.get("iscrowd", 0) for a in annos), bool, len(annos))
     boxes = check_boxes(boxes, width, height, image_ref(dataset, record.get("image_id"), record["file_name"]))

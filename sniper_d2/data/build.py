@@ -19,7 +19,7 @@ from .chip_plan import ChipPlanner
 from .chip_sampler import ChipSampler
 from .negative_proposals import load_negative_proposals
 
-__all__ = ["SniperTrainLoader", "build_chip_planner", "build_sniper_train_loader", "sniper_seed"]
+__all__ = ["SniperTrainLoader", "build_chip_planner", "build_sniper_train_loader", "get_training_dicts", "sniper_seed"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +41,11 @@ def get_training_dicts(name: str):
     return DatasetCatalog.get(name)
 
 
-def build_chip_planner(cfg) -> ChipPlanner:
-    """The epoch chip planner for ``cfg.DATASETS.TRAIN`` (with negative proposals if configured)."""
+def build_chip_planner(cfg, check_files: bool = True) -> ChipPlanner:
+    """The epoch chip planner for ``cfg.DATASETS.TRAIN`` (with negative proposals if configured).
+
+    ``check_files``: verify that every image file exists (False: annotations only, for analysis).
+    """
     names = list(cfg.DATASETS.TRAIN)
     datasets = [(name, get_training_dicts(name)) for name in names]
     files = list(cfg.SNIPER.NEG.PROPOSAL_FILES)
@@ -54,7 +57,7 @@ def build_chip_planner(cfg) -> ChipPlanner:
                 "datasets: give one proposal file per training dataset, in the same order."
             )
         proposals = [load_negative_proposals(f, n, d) for f, (n, d) in zip(files, datasets)]
-    table = AnnotationTable(datasets, proposals)
+    table = AnnotationTable(datasets, proposals, check_files=check_files)
     return ChipPlanner(
         table,
         ChipGenerator.from_config(cfg),

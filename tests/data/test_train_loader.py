@@ -94,6 +94,16 @@ def test_scale_without_any_box_fails_at_start_up(tiny_dataset):
         build_sniper_train_loader(cfg)
 
 
+def test_box_with_wrong_number_of_coordinates_names_the_image(tmp_path):
+    write_image(tmp_path / "a.png", 50, 50)
+    register_dataset("sniper_test_bbox_length", [{
+        "file_name": str(tmp_path / "a.png"), "image_id": 9, "width": 50, "height": 50,
+        "annotations": [{"bbox": [10, 10, 5, 8, 0.3], "bbox_mode": 1, "category_id": 0}],
+    }])
+    with pytest.raises(ValueError, match=r"image_id 9 .*'bbox' must have 4 numbers, got lengths \[5\]"):
+        build_chip_planner(small_sniper_cfg(("sniper_test_bbox_length",)))
+
+
 def test_unregistered_dataset_is_named():
     with pytest.raises(KeyError, match="'no_such_dataset' .*not registered"):
         build_chip_planner(small_sniper_cfg(("no_such_dataset",)))
