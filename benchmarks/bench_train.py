@@ -11,8 +11,10 @@ registered as a Detectron2 dataset, the proposals written as a Detectron2 propos
 
 Model, the same in every mode: Faster R-CNN ResNet-FPN from configs/Base-SNIPER-FPN.yaml
 (SniperRPN + SniperStandardROIHeads, BN, 80 classes, its RPN/ROI sampling sizes and 1024-d box
-head) with a ResNet-18 backbone by default (--depth 50 for R-50; too slow for a default run on a
-2-core CPU), random init with the same seed, train mode; one step = forward + backward + SGD step
+head; RPN proposals kept per input as each kind of training does it: 300 per chip from that
+config, 1000 per whole image from configs/baseline_R_50_FPN_1x_single_scale.yaml) with a
+ResNet-18 backbone by default (--depth 50 for R-50; too slow for a default run on a 2-core CPU),
+random init with the same seed, train mode; one step = forward + backward + SGD step
 on a batch of --batch inputs (chips in SNIPER mode, whole images otherwise).
 Modes (each in a fresh subprocess, so that its peak memory is its own):
 
@@ -65,6 +67,7 @@ from sniper_d2.data.chip_plan import encode_chip_key
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BASE_CONFIG = os.path.join(REPO, "configs", "Base-SNIPER-FPN.yaml")
+BASELINE_CONFIG = os.path.join(REPO, "configs", "baseline_R_50_FPN_1x_single_scale.yaml")
 DATASET_NAME = "bench_train_coco_like"
 MODES = ("single", "sniper", "pyramid")
 NUM_CLASSES = 80
@@ -115,10 +118,21 @@ def population_chip_stats(cfg, seed, num_images=500):
 # ---- one mode (child process) ----------------------------------------------------------------
 
 
-def build_cfg(args, root):
+def proposals_per_input(mode):
+    """RPN proposals kept per training input (the box head sees all of them, ROI batch 512 >
+    this): per chip from the SNIPER base config (the authors' 300), per whole image from the
+    single-scale baseline config (Detectron2's 1000)."""
+    cfg = get_cfg()
+    add_sniper_config(cfg)
+    cfg.merge_from_file(BASE_CONFIG if mode == "sniper" else BASELINE_CONFIG)
+    return cfg.MODEL.RPN.POST_NMS_TOPK_TRAIN
+
+
+def build_cfg(args, root, mode="sniper"):
     cfg = get_cfg()
     add_sniper_config(cfg)
     cfg.merge_from_file(BASE_CONFIG)
+    cfg.MODEL.RPN.POST_NMS_TOPK_TRAIN = proposals_per_input(mode)
     cfg.MODEL.WEIGHTS = ""
     cfg.MODEL.DEVICE = args.device
     cfg.MODEL.RESNETS.DEPTH = args.depth
@@ -207,8 +221,8 @@ def run_mode(args, root):
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     records = register_dataset(root)
-    cfg = build_cfg(args, root)
     mode = args.child
+    cfg = build_cfg(args, root, mode)
     if mode == "sniper":
         batches, info = sniper_batches(cfg, records, args.batch)
         images_timed = len(records)
@@ -322,6 +336,9 @@ def report(results, args, records, population):
           f"BN, {NUM_CLASSES} classes), random init, train mode; step = forward + backward + SGD on "
           f"{args.batch} input(s); device {args.device}"
           + (f" ({first['threads']} threads)" if not cuda else f", AMP {'off' if args.no_amp else 'on'}"))
+    print(f"RPN proposals kept per input: {proposals_per_input('sniper')} per chip (SNIPER base config, as the "
+          f"authors), {proposals_per_input('single')} per whole image (single-scale baseline config, Detectron2's "
+          "default); the box head trains on up to ROI_HEADS.BATCH_SIZE_PER_IMAGE = 512 of them")
     if "sniper" in results:
         s = results["sniper"]
         print(f"SNIPER epoch 0: {s['positive_chips']} positive + {s['negative_chips']} negative chips "
