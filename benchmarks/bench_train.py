@@ -118,13 +118,12 @@ def population_chip_stats(cfg, seed, num_images=500):
 # ---- one mode (child process) ----------------------------------------------------------------
 
 
-def proposals_per_input(mode):
-    """RPN proposals kept per training input (the box head sees all of them, ROI batch 512 >
-    this): per chip from the SNIPER base config (the authors' 300), per whole image from the
-    single-scale baseline config (Detectron2's 1000)."""
+def baseline_proposals_per_image():
+    """RPN proposals the single-scale baseline config keeps per whole training image
+    (Detectron2's 1000; the SNIPER base config keeps the authors' 300 per chip)."""
     cfg = get_cfg()
     add_sniper_config(cfg)
-    cfg.merge_from_file(BASE_CONFIG if mode == "sniper" else BASELINE_CONFIG)
+    cfg.merge_from_file(BASELINE_CONFIG)
     return cfg.MODEL.RPN.POST_NMS_TOPK_TRAIN
 
 
@@ -132,7 +131,8 @@ def build_cfg(args, root, mode="sniper"):
     cfg = get_cfg()
     add_sniper_config(cfg)
     cfg.merge_from_file(BASE_CONFIG)
-    cfg.MODEL.RPN.POST_NMS_TOPK_TRAIN = proposals_per_input(mode)
+    if mode != "sniper":
+        cfg.MODEL.RPN.POST_NMS_TOPK_TRAIN = baseline_proposals_per_image()
     cfg.MODEL.WEIGHTS = ""
     cfg.MODEL.DEVICE = args.device
     cfg.MODEL.RESNETS.DEPTH = args.depth
@@ -295,6 +295,8 @@ def run_mode(args, root):
         "cuda_peak_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
         "nonfinite_losses": nonfinite,
         "threads": torch.get_num_threads(),
+        "proposals_per_input": cfg.MODEL.RPN.POST_NMS_TOPK_TRAIN,
+        "roi_batch_per_input": cfg.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE,
         **info,
     }
 
@@ -336,9 +338,9 @@ def report(results, args, records, population):
           f"BN, {NUM_CLASSES} classes), random init, train mode; step = forward + backward + SGD on "
           f"{args.batch} input(s); device {args.device}"
           + (f" ({first['threads']} threads)" if not cuda else f", AMP {'off' if args.no_amp else 'on'}"))
-    print(f"RPN proposals kept per input: {proposals_per_input('sniper')} per chip (SNIPER base config, as the "
-          f"authors), {proposals_per_input('single')} per whole image (single-scale baseline config, Detectron2's "
-          "default); the box head trains on up to ROI_HEADS.BATCH_SIZE_PER_IMAGE = 512 of them")
+    print("RPN proposals kept per input (the box head trains on up to ROI_HEADS.BATCH_SIZE_PER_IMAGE of them): "
+          + ", ".join(f"{mode} {r['proposals_per_input']} (ROI batch {r['roi_batch_per_input']})"
+                      for mode, r in results.items()))
     if "sniper" in results:
         s = results["sniper"]
         print(f"SNIPER epoch 0: {s['positive_chips']} positive + {s['negative_chips']} negative chips "
