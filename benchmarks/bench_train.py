@@ -2,19 +2,26 @@
 A script that prints figures, not a test.
 
     .venv/bin/python benchmarks/bench_train.py [--images 4] [--pyramid-images 2] [--depth 18]
-        [--batch 1] [--device cpu|cuda] [--modes single,sniper,pyramid]
+        [--batch 1] [--repeats 2] [--device cpu|cuda] [--modes single,sniper,pyramid]
+        [--dataset NAME [--register-coco NAME JSON_FILE IMAGE_ROOT] [--proposal-file FILE]]
 
 Workload: COCO-like JPEGs (the seeded generator of bench_chips.py: 640x480 / 480x640, ~7 boxes
 with COCO's small/medium/large mix, 300 proposals per image; textured like bench_loader.py's),
 registered as a Detectron2 dataset, the proposals written as a Detectron2 proposal file
 (SNIPER.NEG.PROPOSAL_FILES) so that the epoch has negative chips too.
+With ``--dataset``: a seeded random sample of --images images of a registered Detectron2 dataset
+instead (e.g. ``coco_2017_train`` under $DETECTRON2_DATASETS, or one registered here with
+``--register-coco``; boxes, classes and crowd flags only), its negative chips from
+``--proposal-file`` (Detectron2's proposal-file format, as ``train_net.py --mine-negatives``
+writes it) or none without one. The synthetic objects are placed uniformly at random; real photos
+cluster them, which changes how many chips cover them: measure the goal on the data you train on.
 
 Model, the same in every mode: Faster R-CNN ResNet-FPN from configs/Base-SNIPER-FPN.yaml
 (SniperRPN + SniperStandardROIHeads, BN, 80 classes, its RPN/ROI sampling sizes and 1024-d box
 head; RPN proposals kept per input as each kind of training does it: 300 per chip from that
 config, 1000 per whole image from configs/baseline_R_50_FPN_1x_single_scale.yaml) with a
 ResNet-18 backbone by default (--depth 50 for R-50; too slow for a default run on a 2-core CPU),
-random init with the same seed, train mode; one step = forward + backward + SGD step
+random init with the same seed, train mode; one step = forward + backward + SGD step (at lr 0)
 on a batch of --batch inputs (chips in SNIPER mode, whole images otherwise).
 Modes (each in a fresh subprocess, so that its peak memory is its own):
 
@@ -29,9 +36,11 @@ Modes (each in a fresh subprocess, so that its peak memory is its own):
 Time per original image = time of all steps of the mode / number of images. Mapping (JPEG
 decode, crop, resize) is done between steps and not timed with them (a real loader does it in
 worker processes); its CPU time is printed apart. One untimed warm-up step precedes the timing.
+Each batch is stepped --repeats times (the model keeps training) and its fastest step counts:
+on a shared 2-core VM a preempted thread leaves the other spinning at OpenMP barriers, and
+single steps then cost up to 9x their CPU time (seen here: 34 CPU s for a 4 CPU s chip step).
 On CPU, times are CPU seconds of the benchmark process (all its threads) and wall seconds; the
-ratios use CPU seconds, which other jobs sharing the machine distort less than wall time. On
-CUDA, wall seconds with synchronisation, AMP as in the config. Peak memory: the process's peak
+ratios use CPU seconds. On CUDA, wall seconds with synchronisation, AMP as in the config. Peak memory: the process's peak
 RSS on CPU, torch.cuda.max_memory_allocated on CUDA.
 """
 import argparse
@@ -49,7 +58,8 @@ import time
 import numpy as np
 import torch
 from detectron2.config import get_cfg
-from detectron2.data import DatasetCatalog, DatasetMapper
+from detectron2.data import DatasetCatalog, DatasetMapper, MetadataCatalog
+from detectron2.data.datasets import register_coco_instances
 from detectron2.data import transforms as T
 from detectron2.modeling import build_model
 from detectron2.solver import build_optimizer
@@ -64,6 +74,7 @@ from sniper_d2.chips.scales import parse_scale, scaled_size
 from sniper_d2.config import add_sniper_config
 from sniper_d2.data import AnnotationTable, ChipDataset, ChipPlanner, SniperChipMapper, build_chip_planner
 from sniper_d2.data.chip_plan import encode_chip_key
+from sniper_d2.data.negative_proposals import load_negative_proposals
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BASE_CONFIG = os.path.join(REPO, "configs", "Base-SNIPER-FPN.yaml")
@@ -77,10 +88,30 @@ SIZE_DIVISIBILITY = 32  # FPN backbone: inputs are padded to a multiple of this,
 # ---- workload (parent process) ---------------------------------------------------------------
 
 
-def write_workload(root, num_images, seed):
-    """JPEGs, the dataset dicts (JSON) and a proposal file in ``root``; returns the dataset dicts."""
+def save_workload(root, records, proposals, info):
+    """The workload the modes train on, in ``root``: dataset dicts (JSON), a proposal file if there
+    are proposals ({image_id: (P, 4) XYXY original px}), and ``info`` (source, classes)."""
+    with open(os.path.join(root, "dataset.json"), "w") as f:
+        json.dump(records, f)
+    if proposals:
+        ids = list(proposals)
+        with open(os.path.join(root, "proposals.pkl"), "wb") as f:
+            pickle.dump({"ids": ids, "boxes": [np.asarray(proposals[i], np.float32) for i in ids],
+                         "objectness_logits": [np.zeros(len(proposals[i]), np.float32) for i in ids],
+                         "bbox_mode": 0}, f)
+    with open(os.path.join(root, "workload.json"), "w") as f:
+        json.dump(info, f)
+
+
+def load_workload_info(root):
+    with open(os.path.join(root, "workload.json")) as f:
+        return json.load(f)
+
+
+def write_synthetic_workload(root, num_images, seed):
+    """COCO-like JPEGs in ``root`` and their workload files."""
     rng = np.random.default_rng(seed)
-    records, proposals = [], {"ids": [], "boxes": [], "objectness_logits": [], "bbox_mode": 0}
+    records, proposals = [], {}
     for i in range(num_images):
         width, height, boxes, props = coco_like_image(rng)
         path = os.path.join(root, f"{i:05d}.jpg")
@@ -88,19 +119,14 @@ def write_workload(root, num_images, seed):
         classes = rng.integers(0, NUM_CLASSES, len(boxes))
         annos = [{"bbox": b.tolist(), "bbox_mode": 0, "category_id": int(c)} for b, c in zip(boxes, classes)]
         records.append({"file_name": path, "image_id": i, "width": width, "height": height, "annotations": annos})
-        proposals["ids"].append(i)
-        proposals["boxes"].append(props.astype(np.float32))
-        proposals["objectness_logits"].append(np.zeros(len(props), np.float32))
-    with open(os.path.join(root, "dataset.json"), "w") as f:
-        json.dump(records, f)
-    with open(os.path.join(root, "proposals.pkl"), "wb") as f:
-        pickle.dump(proposals, f)
-    return records
+        proposals[i] = props
+    description = (f"{num_images} COCO-like images (640x480 / 480x640, "
+                   f"{np.mean([len(r['annotations']) for r in records]):.2f} boxes/image, 300 proposals/image)")
+    save_workload(root, records, proposals, {"description": description, "num_classes": NUM_CLASSES})
 
 
-def population_chip_stats(cfg, seed, num_images=500):
-    """Epoch-0 chip statistics of the planner over ``num_images`` other images of the same generator
-    (no pixels needed): how typical the timed sample's chip count is."""
+def synthetic_population(seed, num_images=500):
+    """``num_images`` other images of the synthetic generator, as (dataset dicts, proposals); no pixels."""
     rng = np.random.default_rng(seed + 1)
     records, proposals = [], {}
     for i in range(num_images):
@@ -109,10 +135,54 @@ def population_chip_stats(cfg, seed, num_images=500):
         records.append({"file_name": f"population/{i}.jpg", "image_id": i, "width": width, "height": height,
                         "annotations": annos})
         proposals[i] = props
+    return records, proposals
+
+
+def box_record(d):
+    """A dataset dict reduced to what the box model trains on, JSON-serialisable."""
+    annos = [{"bbox": [float(v) for v in a["bbox"]], "bbox_mode": int(a["bbox_mode"]),
+              "category_id": int(a["category_id"]), "iscrowd": int(a.get("iscrowd", 0))}
+             for a in d.get("annotations", [])]
+    return {"file_name": d["file_name"], "image_id": d["image_id"], "width": d["width"], "height": d["height"],
+            "annotations": annos}
+
+
+def write_dataset_sample(root, args, population_images=2000):
+    """A seeded random sample of ``args.images`` images of the registered dataset ``args.dataset``
+    (and its proposals, if ``args.proposal_file``) as the workload; returns (dataset dicts,
+    proposals) of up to ``population_images`` other images of the dataset, for chip statistics
+    without pixels."""
+    dicts = DatasetCatalog.get(args.dataset)
+    if len(dicts) < args.images:
+        raise SystemExit(f"--images {args.images}: dataset '{args.dataset}' has only {len(dicts)} images.")
+    missing = [d for d in dicts if "width" not in d or "height" not in d]
+    if missing:
+        raise SystemExit(f"dataset '{args.dataset}': image {missing[0].get('image_id', missing[0]['file_name'])!r} "
+                         "has no width/height in its dataset dict; the chip planner needs both.")
+    proposals = {}
+    if args.proposal_file:
+        proposals = load_negative_proposals(args.proposal_file, args.dataset, dicts)
+    order = np.random.default_rng(args.seed).permutation(len(dicts))
+    sample = [box_record(dicts[i]) for i in order[: args.images]]
+    population = [dicts[i] for i in order[args.images : args.images + population_images]]
+    classes = MetadataCatalog.get(args.dataset).get("thing_classes")
+    num_classes = len(classes) if classes else 1 + max(
+        (a["category_id"] for d in dicts for a in d.get("annotations", [])), default=0)
+    boxes = np.mean([len(r["annotations"]) for r in sample])
+    description = (f"{args.images} images sampled from '{args.dataset}' ({boxes:.2f} boxes/image, "
+                   + (f"proposals from {args.proposal_file})" if proposals else "no proposal file: no negative chips)"))
+    save_workload(root, sample, {r["image_id"]: proposals[r["image_id"]] for r in sample if r["image_id"] in proposals},
+                  {"description": description, "num_classes": num_classes})
+    return population, {d["image_id"]: proposals[d["image_id"]] for d in population if d["image_id"] in proposals}
+
+
+def population_chip_stats(cfg, records, proposals, seed):
+    """Epoch-0 chip statistics of the planner over other images of the workload's source (no pixels
+    needed): how typical the timed sample's chip count is."""
     table = AnnotationTable([("population", records)], [proposals], check_files=False)
     negatives = 0 if not cfg.SNIPER.NEG.PROPOSAL_FILES else cfg.SNIPER.NEG.CHIPS_PER_IMAGE
     planner = ChipPlanner(table, ChipGenerator.from_config(cfg), seed=seed, negatives_per_image=negatives)
-    return planner.plan(0).stats
+    return {**planner.plan(0).stats, "images": len(records)}
 
 
 # ---- one mode (child process) ----------------------------------------------------------------
@@ -138,14 +208,18 @@ def build_cfg(args, root, mode="sniper"):
     cfg.MODEL.RESNETS.DEPTH = args.depth
     if args.depth in (18, 34):
         cfg.MODEL.RESNETS.RES2_OUT_CHANNELS = 64
-    cfg.MODEL.ROI_HEADS.NUM_CLASSES = NUM_CLASSES
+    cfg.MODEL.ROI_HEADS.NUM_CLASSES = load_workload_info(root)["num_classes"]
     cfg.DATASETS.TRAIN = (DATASET_NAME,)
     cfg.DATASETS.TEST = ()
     cfg.SOLVER.IMS_PER_BATCH = args.batch
-    cfg.SOLVER.BASE_LR = 0.001  # random init: keep the few steps finite; timings do not depend on it
+    # The SGD step runs in full, at lr 0: from random init, repeated steps on one chip at any real
+    # lr can diverge (seen at 0.001); a step's cost does not depend on the lr.
+    cfg.SOLVER.BASE_LR = 0.0
     cfg.SOLVER.AMP.ENABLED = args.device.startswith("cuda") and not args.no_amp
     cfg.SNIPER.SEED = args.seed
-    cfg.SNIPER.NEG.PROPOSAL_FILES = () if args.no_negatives else (os.path.join(root, "proposals.pkl"),)
+    proposal_file = os.path.join(root, "proposals.pkl")
+    negatives = not args.no_negatives and os.path.isfile(proposal_file)
+    cfg.SNIPER.NEG.PROPOSAL_FILES = (proposal_file,) if negatives else ()
     return cfg
 
 
@@ -273,13 +347,16 @@ def run_mode(args, root):
             pixels += model_pixels(inputs)
             content += sum(d["image"].shape[1] * d["image"].shape[2] for d in inputs)
             inputs_count += len(inputs)
-            sync()
-            c0, w0 = time.process_time(), time.perf_counter()
-            loss = step(inputs)
-            sync()
-            cpu += time.process_time() - c0
-            wall += time.perf_counter() - w0
-            nonfinite += not math.isfinite(loss)
+            runs = []
+            for _ in range(args.repeats):
+                sync()
+                c0, w0 = time.process_time(), time.perf_counter()
+                loss = step(inputs)
+                sync()
+                runs.append((time.process_time() - c0, time.perf_counter() - w0))
+                nonfinite += not math.isfinite(loss)
+            cpu += min(c for c, _ in runs)
+            wall += min(w for _, w in runs)
     return {
         "mode": mode,
         "images": images_timed,
@@ -306,7 +383,7 @@ def run_mode(args, root):
 
 def run_child(mode, args, root):
     cmd = [sys.executable, os.path.abspath(__file__), "--child", mode, "--workdir", root]
-    for flag in ("images", "seed", "device", "depth", "batch", "threads", "pyramid_images"):
+    for flag in ("images", "seed", "device", "depth", "batch", "threads", "pyramid_images", "repeats"):
         cmd += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
     cmd += ["--no-negatives"] * args.no_negatives + ["--no-amp"] * args.no_amp
     t0 = time.perf_counter()
@@ -328,15 +405,14 @@ def per_input_cost(results, time_key):
     return a, b
 
 
-def report(results, args, records, population):
+def report(results, args, workload, population):
     cuda = args.device.startswith("cuda")
-    boxes = np.mean([len(r["annotations"]) for r in records])
     first = next(iter(results.values()))
-    print(f"== Training cost per image: {args.images} COCO-like images (640x480 / 480x640, {boxes:.2f} boxes/image"
-          f"{', 300 proposals/image' if not args.no_negatives else ''}), seed {args.seed}")
+    print(f"== Training cost per image: {workload['description']}, seed {args.seed}"
+          + (", negative chips off (--no-negatives)" if args.no_negatives else ""))
     print(f"model: Faster R-CNN R-{args.depth}-FPN (configs/Base-SNIPER-FPN.yaml: SniperRPN, SniperStandardROIHeads, "
-          f"BN, {NUM_CLASSES} classes), random init, train mode; step = forward + backward + SGD on "
-          f"{args.batch} input(s); device {args.device}"
+          f"BN, {workload['num_classes']} classes), random init, train mode; step = forward + backward + SGD (lr 0) on "
+          f"{args.batch} input(s), fastest of {args.repeats} step(s) per batch; device {args.device}"
           + (f" ({first['threads']} threads)" if not cuda else f", AMP {'off' if args.no_amp else 'on'}"))
     print("RPN proposals kept per input (the box head trains on up to ROI_HEADS.BATCH_SIZE_PER_IMAGE of them): "
           + ", ".join(f"{mode} {r['proposals_per_input']} (ROI batch {r['roi_batch_per_input']})"
@@ -346,10 +422,12 @@ def report(results, args, records, population):
         print(f"SNIPER epoch 0: {s['positive_chips']} positive + {s['negative_chips']} negative chips "
               f"({(s['positive_chips'] + s['negative_chips']) / s['images']:.2f} chips/image; per scale "
               f"{s['chips_per_scale']}), chips 512 px, scales (3.0, 1.667, longest:512)")
-        print(f"  the same planner on 500 other images of the generator (no training): "
-              f"{population['chips_per_image']:.2f} chips/image, {population['pixels_per_image'] / 1e6:.3f} content "
-              f"Mpx/image (this sample: {s['content_pixels'] / s['images'] / 1e6:.3f}); a small sample's chip count "
-              "varies, and SNIPER's time follows it")
+        if population["images"]:
+            print(f"  the same planner on {population['images']} other images of the {population['source']} "
+                  f"(no training): {population['chips_per_image']:.2f} chips/image, "
+                  f"{population['pixels_per_image'] / 1e6:.3f} content Mpx/image (this sample: "
+                  f"{s['content_pixels'] / s['images'] / 1e6:.3f}); a small sample's chip count varies, and "
+                  "SNIPER's time follows it")
     if "pyramid" in results and results["pyramid"]["images"] < args.images:
         print(f"pyramid: capped at the first {results['pyramid']['images']} images (--pyramid-images)")
     time_key, time_name = ("wall_s", "wall") if cuda else ("cpu_s", "CPU")
@@ -388,7 +466,8 @@ def report(results, args, records, population):
               "ROI sampling, ROIAlign and the box head on a fixed number of ROIs)")
     if not cuda:
         print("CPU s = CPU time of the mode's process summed over its threads; other jobs sharing the cores "
-              "make wall times (and, less so, CPU times) noisy")
+              "inflate both CPU and wall times (a preempted thread leaves the other spinning), hence the "
+              "fastest of --repeats steps per batch")
         print("peak RSS of each mode's process: " + ", ".join(
             f"{m} {r['peak_rss_mib']:.0f} MiB ({r['rss_model_mib']:.0f} before training: imports, model, optimizer)"
             for m, r in results.items()))
@@ -404,7 +483,7 @@ def report(results, args, records, population):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=4, help="COCO-like images in the epoch")
+    parser.add_argument("--images", type=int, default=4, help="images in the epoch")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--depth", type=int, default=18, choices=(18, 34, 50, 101), help="ResNet depth")
@@ -413,8 +492,17 @@ def main():
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated subset of {','.join(MODES)}")
     parser.add_argument("--pyramid-images", type=int, default=2,
                         help="time the pyramid on only the first N images (0: all); it is the slowest mode")
+    parser.add_argument("--repeats", type=int, default=2,
+                        help="steps per batch; the fastest counts (1: every step once, fastest run)")
     parser.add_argument("--no-negatives", action="store_true", help="SNIPER: positive chips only")
     parser.add_argument("--no-amp", action="store_true", help="CUDA: train in fp32")
+    parser.add_argument("--dataset", metavar="NAME",
+                        help="time a random sample of this registered Detectron2 dataset instead of synthetic images")
+    parser.add_argument("--register-coco", nargs=3, metavar=("NAME", "JSON_FILE", "IMAGE_ROOT"),
+                        help="register a COCO-format dataset under NAME first (then pass --dataset NAME)")
+    parser.add_argument("--proposal-file", metavar="FILE",
+                        help="--dataset's proposals for negative chips (Detectron2 proposal-file format, e.g. "
+                             "from train_net.py --mine-negatives); without it, positive chips only")
     parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -427,14 +515,33 @@ def main():
         parser.error(f"unknown mode(s) {sorted(unknown)} in --modes; choose from {', '.join(MODES)}")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda but no GPU is available")
+    if args.repeats < 1:
+        parser.error(f"--repeats {args.repeats}: give at least 1")
+    if args.proposal_file and not args.dataset:
+        parser.error("--proposal-file belongs to --dataset; the synthetic workload makes its own proposals")
+    if args.register_coco:
+        register_coco_instances(args.register_coco[0], {}, *args.register_coco[1:])
+    if args.dataset and args.dataset not in DatasetCatalog.list():
+        parser.error(f"--dataset '{args.dataset}' is not registered; register a COCO-format dataset with "
+                     "--register-coco NAME JSON_FILE IMAGE_ROOT, or use a built-in name such as coco_2017_train "
+                     "(images and annotations under $DETECTRON2_DATASETS)")
     with tempfile.TemporaryDirectory() as root:
-        records = write_workload(root, args.images, args.seed)
-        population = population_chip_stats(build_cfg(args, root), args.seed)
+        if args.dataset:
+            population_records, population_proposals = write_dataset_sample(root, args)
+        else:
+            write_synthetic_workload(root, args.images, args.seed)
+            population_records, population_proposals = synthetic_population(args.seed)
+        population = {"images": 0}
+        if population_records:
+            population = population_chip_stats(build_cfg(args, root), population_records, population_proposals,
+                                               args.seed)
+        population["source"] = f"dataset '{args.dataset}'" if args.dataset else "generator"
+        workload = load_workload_info(root)
         results = {}
         for mode in modes:
             results[mode] = run_child(mode, args, root)
             print(f"[{mode} done in {results[mode]['process_wall_s']:.0f} s]", file=sys.stderr, flush=True)
-    report(results, args, records, population)
+    report(results, args, workload, population)
 
 
 if __name__ == "__main__":
