@@ -37,8 +37,9 @@ Time per original image = time of all steps of the mode / number of images. Mapp
 decode, crop, resize) is done between steps and not timed with them (a real loader does it in
 worker processes); its CPU time is printed apart. One untimed warm-up step precedes the timing.
 Each batch is stepped --repeats times (the model keeps training) and its fastest step counts:
-on a shared 2-core VM a preempted thread leaves the other spinning at OpenMP barriers, and
-single steps then cost up to 9x their CPU time (seen here: 34 CPU s for a 4 CPU s chip step).
+on a shared 2-core VM single steps sometimes cost up to 9x their CPU time (seen here: 34 CPU s
+for a 4 CPU s chip step, most likely a preempted thread leaving the other spinning at OpenMP
+barriers).
 On CPU, times are CPU seconds of the benchmark process (all its threads) and wall seconds; the
 ratios use CPU seconds. On CUDA, wall seconds with synchronisation, AMP as in the config. Peak memory: the process's peak
 RSS on CPU, torch.cuda.max_memory_allocated on CUDA.
