@@ -36,13 +36,13 @@ Modes (each in a fresh subprocess, so that its peak memory is its own):
 Time per original image = time of all steps of the mode / number of images. Mapping (JPEG
 decode, crop, resize) is done between steps and not timed with them (a real loader does it in
 worker processes); its CPU time is printed apart. One untimed warm-up step precedes the timing.
-Each batch is stepped --repeats times (the model keeps training) and its fastest step counts:
+Each batch is stepped --repeats times (same weights: lr 0) and its fastest step counts:
 on a shared 2-core VM single steps sometimes cost up to 9x their CPU time (seen here: 34 CPU s
 for a 4 CPU s chip step, most likely a preempted thread leaving the other spinning at OpenMP
 barriers).
 On CPU, times are CPU seconds of the benchmark process (all its threads) and wall seconds; the
-ratios use CPU seconds. On CUDA, wall seconds with synchronisation, AMP as in the config. Peak memory: the process's peak
-RSS on CPU, torch.cuda.max_memory_allocated on CUDA.
+ratios use CPU seconds. On CUDA, wall seconds with synchronisation, AMP as in the config. Peak
+memory: the process's peak RSS on CPU, torch.cuda.max_memory_allocated on CUDA.
 """
 import argparse
 import json
@@ -90,12 +90,13 @@ SIZE_DIVISIBILITY = 32  # FPN backbone: inputs are padded to a multiple of this,
 
 
 def save_workload(root, records, proposals, info):
-    """The workload the modes train on, in ``root``: dataset dicts (JSON), a proposal file if there
-    are proposals ({image_id: (P, 4) XYXY original px}), and ``info`` (source, classes)."""
+    """The workload the modes train on, in ``root``: dataset dicts (JSON), a proposal file if any of
+    ``proposals`` ({image_id: (P, 4) XYXY original px}) belong to ``records``, and ``info`` (source,
+    classes)."""
     with open(os.path.join(root, "dataset.json"), "w") as f:
         json.dump(records, f)
-    if proposals:
-        ids = list(proposals)
+    ids = [r["image_id"] for r in records if r["image_id"] in proposals]
+    if ids:
         with open(os.path.join(root, "proposals.pkl"), "wb") as f:
             pickle.dump({"ids": ids, "boxes": [np.asarray(proposals[i], np.float32) for i in ids],
                          "objectness_logits": [np.zeros(len(proposals[i]), np.float32) for i in ids],
@@ -150,9 +151,9 @@ def box_record(d):
 
 def write_dataset_sample(root, args, population_images=2000):
     """A seeded random sample of ``args.images`` images of the registered dataset ``args.dataset``
-    (and its proposals, if ``args.proposal_file``) as the workload; returns (dataset dicts,
-    proposals) of up to ``population_images`` other images of the dataset, for chip statistics
-    without pixels."""
+    (and its proposals, if ``args.proposal_file``) as the workload; returns the dataset dicts of up
+    to ``population_images`` other images of the dataset and the proposals by image id, for chip
+    statistics without pixels."""
     dicts = DatasetCatalog.get(args.dataset)
     if len(dicts) < args.images:
         raise SystemExit(f"--images {args.images}: dataset '{args.dataset}' has only {len(dicts)} images.")
@@ -172,9 +173,8 @@ def write_dataset_sample(root, args, population_images=2000):
     boxes = np.mean([len(r["annotations"]) for r in sample])
     description = (f"{args.images} images sampled from '{args.dataset}' ({boxes:.2f} boxes/image, "
                    + (f"proposals from {args.proposal_file})" if proposals else "no proposal file: no negative chips)"))
-    save_workload(root, sample, {r["image_id"]: proposals[r["image_id"]] for r in sample if r["image_id"] in proposals},
-                  {"description": description, "num_classes": num_classes})
-    return population, {d["image_id"]: proposals[d["image_id"]] for d in population if d["image_id"] in proposals}
+    save_workload(root, sample, proposals, {"description": description, "num_classes": num_classes})
+    return population, proposals
 
 
 def population_chip_stats(cfg, records, proposals, seed):
