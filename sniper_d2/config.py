@@ -59,6 +59,10 @@ def add_sniper_config(cfg):
     # RPN: anchors whose IoU with an invalid box (out of range, assigned to another chip,
     # or crowd) exceeds this are ignored, even if they matched a valid box.
     cfg.SNIPER.TRAIN.RPN_INVALID_IOU_THRESH = 0.3
+    # False: the "no ignore" ablation. Every non-crowd box kept in a chip is valid there and
+    # chips have no valid range (all proposals train the box head): the chips stay SNIPER's,
+    # but objects of the wrong size for a scale are learned at that scale too.
+    cfg.SNIPER.TRAIN.IGNORE_INVALID = True
 
     # ---- Training: negative chips -----------------------------------------------------------
     cfg.SNIPER.NEG = CN()

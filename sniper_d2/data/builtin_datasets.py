@@ -2,8 +2,16 @@
 
 ``sniper_shapes_train`` / ``sniper_shapes_val``: the synthetic shapes dataset
 (:mod:`sniper_d2.data.synthetic_shapes`), generated on first use under
-``$SNIPER_D2_DATASETS/sniper_shapes`` (default ``./datasets/sniper_shapes``). Registration is lazy:
-importing does not touch the disk.
+``$SNIPER_D2_DATASETS/sniper_shapes`` (default ``./datasets/sniper_shapes``). Object sizes
+(5 px to most of the image) do not depend on image size (224-614 px), and small objects are
+common (log-uniform sizes): no single input resolution suits every object, the case SNIPER is
+for.
+
+``sniper_shapes_rescaled_train`` / ``sniper_shapes_rescaled_val``: the other kind of scale
+variation, for benchmarks: each image (about 320-384 px) is resized with its objects by a factor
+of 0.35-1.65, so object size follows image size and one resolution for all images normalises it.
+
+Registration is lazy: importing does not touch the disk.
 """
 import os
 from typing import Dict
@@ -19,6 +27,14 @@ __all__ = ["BUILTIN_SPLITS", "datasets_root", "ensure_builtin_dataset", "registe
 BUILTIN_SPLITS: Dict[str, ShapesSpec] = {
     "sniper_shapes_train": ShapesSpec(num_images=64, crowd_fraction=0.1, seed=1),
     "sniper_shapes_val": ShapesSpec(num_images=24, seed=2),
+    "sniper_shapes_rescaled_train": ShapesSpec(
+        num_images=64, min_side=320, max_side=384, max_aspect=1.3, min_object_size=12.0,
+        max_object_fraction=0.5, crowd_fraction=0.1, rescale_range=(0.35, 1.65), seed=3,
+    ),
+    "sniper_shapes_rescaled_val": ShapesSpec(
+        num_images=48, min_side=320, max_side=384, max_aspect=1.3, min_object_size=12.0,
+        max_object_fraction=0.5, rescale_range=(0.35, 1.65), seed=4,
+    ),
 }
 
 
@@ -27,8 +43,8 @@ def datasets_root() -> str:
 
 
 def _paths(name: str):
-    base = os.path.join(datasets_root(), "sniper_shapes")
-    split = name.rsplit("_", 1)[1]
+    family, split = name.rsplit("_", 1)
+    base = os.path.join(datasets_root(), family)
     return os.path.join(base, split), os.path.join(base, "annotations", f"{split}.json")
 
 

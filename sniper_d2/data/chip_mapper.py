@@ -6,6 +6,8 @@ plus ``sniper_chip`` and the image's boxes as arrays). Output, in Detectron2's f
 ``instances``, a :class:`~sniper_d2.chip_instances.ChipInstances` holding every ground-truth box
 of the image that, shifted, scaled and clipped to the chip, is at least ``min_box_size`` chip px
 wide and high, with its class, its ``gt_valid`` flag (SNIPER_SPEC section 4) and ``gt_crowd``.
+With ``ignore_invalid=False`` (``SNIPER.TRAIN.IGNORE_INVALID``, an ablation) every non-crowd box
+is valid and the chip's valid range is unbounded.
 """
 from typing import List
 
@@ -51,6 +53,7 @@ class SniperChipMapper:
         image_format: str = "BGR",
         augmentations: List[T.Augmentation] = (),
         min_box_size: float = 10.0,
+        ignore_invalid: bool = True,
     ):
         """
         Args:
@@ -58,11 +61,13 @@ class SniperChipMapper:
             image_format: as ``cfg.INPUT.FORMAT``.
             augmentations: applied to the chip (after cut and scale) and its boxes.
             min_box_size: chip px; smaller clipped boxes are not part of the chip's ground truth.
+            ignore_invalid: False: every non-crowd box is valid and the chip's range unbounded.
         """
         self.valid_ranges = list(valid_ranges)
         self.image_format = image_format
         self.augmentations = T.AugmentationList(list(augmentations))
         self.min_box_size = float(min_box_size)
+        self.ignore_invalid = bool(ignore_invalid)
 
     @classmethod
     def from_config(cls, cfg, is_train: bool = True):
@@ -73,6 +78,7 @@ class SniperChipMapper:
             "image_format": cfg.INPUT.FORMAT,
             "augmentations": build_chip_augmentations(cfg, is_train),
             "min_box_size": cfg.SNIPER.TRAIN.MIN_BOX_SIZE,
+            "ignore_invalid": cfg.SNIPER.TRAIN.IGNORE_INVALID,
         }
 
     def __call__(self, dataset_dict: dict) -> dict:
@@ -94,12 +100,17 @@ class SniperChipMapper:
         image = aug_input.image
         height, width = image.shape[:2]
 
-        valid_range = self.valid_ranges[chip.scale_index].scaled(chip.scale)
+        crowd = dataset_dict["sniper_crowd"][keep]
+        if self.ignore_invalid:
+            valid_range = self.valid_ranges[chip.scale_index].scaled(chip.scale)
+            valid = np.isin(keep, chip.box_ids)
+        else:
+            valid_range, valid = ValidRange(), ~crowd
         instances = ChipInstances((height, width), valid_range=(valid_range.lo, valid_range.hi))
         instances.gt_boxes = Boxes(torch.as_tensor(aug_input.boxes, dtype=torch.float32).reshape(-1, 4))
         instances.gt_classes = torch.as_tensor(dataset_dict["sniper_classes"][keep], dtype=torch.int64)
-        instances.gt_valid = torch.as_tensor(np.isin(keep, chip.box_ids))
-        instances.gt_crowd = torch.as_tensor(dataset_dict["sniper_crowd"][keep])
+        instances.gt_valid = torch.as_tensor(valid)
+        instances.gt_crowd = torch.as_tensor(crowd)
         return {
             "file_name": dataset_dict["file_name"],
             "image_id": dataset_dict["image_id"],

@@ -5,6 +5,14 @@ few pixels to most of the image (so every SNIPER scale has work), unlabeled dist
 crosses) that a detector learns to reject (the negative chips' job), a share of background-only
 images, and, in the training split, a few crowd regions (clusters of dots boxed as ``iscrowd``).
 Generation is deterministic for a seed and needs only numpy and OpenCV.
+
+Two kinds of scale variation (``ShapesSpec.rescale_range``):
+
+* default ``(1, 1)``: object sizes are drawn independently of the image size, so resizing every
+  image to one resolution does not normalise them (the built-in dataset: a fair test of scale);
+* e.g. ``(0.35, 1.65)``: each finished image, objects included, is resized by a random factor, so
+  object size follows image size (as in datasets whose images come from cameras at different
+  resolutions); one resolution for all images already normalises most of the scale variation.
 """
 import json
 import math
@@ -35,6 +43,9 @@ class ShapesSpec:
     max_object_fraction: float = 0.8  # largest object side, as a fraction of the short image side
     background_only_fraction: float = 0.1
     crowd_fraction: float = 0.0  # share of images that get one crowd region
+    # (min, max) factor by which each finished image and its boxes are resized (log-uniform);
+    # (1, 1): not resized
+    rescale_range: Tuple[float, float] = (1.0, 1.0)
     seed: int = 0
 
 
@@ -136,6 +147,21 @@ def _image(rng, spec: ShapesSpec):
             centre = (int(rng.uniform(x0 + 2, x1 - 2)), int(rng.uniform(y0 + 2, y1 - 2)))
             cv2.circle(img, centre, 2, colour, -1)
         annotations.append({"category_id": 2, "bbox_xyxy": box, "iscrowd": 1})
+    low, high = spec.rescale_range
+    if (low, high) != (1.0, 1.0):
+        img, annotations = _rescaled(img, annotations, math.exp(rng.uniform(math.log(low), math.log(high))))
+    return img, annotations
+
+
+def _rescaled(img: np.ndarray, annotations: List[dict], factor: float):
+    """The image resized by ``factor`` (at least 8 px a side) and its boxes with it."""
+    height, width = img.shape[:2]
+    new_w, new_h = max(8, int(round(width * factor))), max(8, int(round(height * factor)))
+    fx, fy = new_w / width, new_h / height
+    img = cv2.resize(img, (new_w, new_h), interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
+    for obj in annotations:
+        x0, y0, x1, y1 = obj["bbox_xyxy"]
+        obj["bbox_xyxy"] = (x0 * fx, y0 * fy, x1 * fx, y1 * fy)
     return img, annotations
 
 
