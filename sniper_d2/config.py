@@ -35,6 +35,11 @@ def add_sniper_config(cfg):
     # sampling, chip order). -1: use cfg.SEED when it is >= 0, else 0. All ranks use the same
     # seed, so a resumed run continues the same sequence.
     cfg.SNIPER.SEED = -1
+    # Frame of TRAIN.VALID_RANGES and TEST.VALID_RANGES. (): original px. A scale, e.g.
+    # (448, 746): px of the image resized to that scale (any form of the docstring), so a range
+    # means the same for every image of a dataset whose object size follows image size
+    # (tools/analyze_dataset.py detects that and proposes resolution scales with this key).
+    cfg.SNIPER.RANGE_REFERENCE = ()
 
     # ---- Training: positive chips -----------------------------------------------------------
     cfg.SNIPER.TRAIN = CN()
@@ -117,10 +122,15 @@ def check_sniper_config(cfg) -> None:
     import torch
     from detectron2.data import DatasetCatalog
 
-    from .chips.scales import parse_scales
+    from .chips.scales import parse_scale, parse_scales
     from .chips.valid_range import parse_valid_ranges
 
     s = cfg.SNIPER
+    if s.RANGE_REFERENCE:
+        try:
+            parse_scale(s.RANGE_REFERENCE)
+        except ValueError as e:
+            raise ValueError(f"SNIPER.RANGE_REFERENCE: {e} Use () for original px.") from None
     train_scales = parse_scales(s.TRAIN.SCALES)
     parse_valid_ranges(s.TRAIN.VALID_RANGES, len(train_scales), "SNIPER.TRAIN.VALID_RANGES")
     if len(s.NEG.MIN_PROPOSALS) != len(train_scales):

@@ -78,13 +78,14 @@ def scale_coverage(
     with candidate-grid step ``stride`` chip px (the fits-in-a-chip rule depends on it)."""
     shape = (len(boxes), len(generator.scales))
     factors = image_factors(image_sizes, generator)[boxes.image_index].reshape(shape)
+    range_factors = np.array([generator.range_factor(w, h) for w, h in image_sizes])[boxes.image_index]
     assignable = ~boxes.crowd
     in_range = np.stack(
-        [r.contains_train(boxes.shapes.sizes) & assignable for r in generator.valid_ranges], axis=1
+        [r.contains_train(boxes.shapes.sizes * range_factors) & assignable for r in generator.valid_ranges], axis=1
     ).reshape(shape)
     driving = np.stack(
         [
-            rule.mask(boxes.shapes, factors[:, s], generator.chip_size, stride) & assignable
+            rule.mask(boxes.shapes, factors[:, s], generator.chip_size, stride, range_factors) & assignable
             for s, rule in enumerate(generator.driving_rules)
         ],
         axis=1,

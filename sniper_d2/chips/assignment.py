@@ -43,7 +43,7 @@ def _best_windows(boxes: np.ndarray, windows: np.ndarray) -> np.ndarray:
 
 
 def assign_valid_boxes(
-    chips: Sequence[Chip], boxes, width, height, valid_ranges, *, assignable_mask=None
+    chips: Sequence[Chip], boxes, width, height, valid_ranges, *, assignable_mask=None, range_factor: float = 1.0
 ) -> List[np.ndarray]:
     """Per chip, the ground-truth boxes valid in it.
 
@@ -54,6 +54,7 @@ def assign_valid_boxes(
         valid_ranges: one :class:`ValidRange` or ``(lo, hi)`` pair (-1 = unbounded) per scale,
             indexed by ``chip.scale_index``; sqrt(area) in original px.
         assignable_mask: bool (N,), False = never valid (crowd regions). Default: all assignable.
+        range_factor: px of the valid ranges' frame per original px (1: original px).
 
     Returns:
         One int64 array per chip, in the order of ``chips``: ascending indices into ``boxes``.
@@ -77,7 +78,7 @@ def assign_valid_boxes(
         chips_by_scale[chip.scale_index].append(position)
 
     valid = [np.zeros(0, dtype=np.int64) for _ in chips]
-    sizes = box_sizes(boxes)
+    sizes = box_sizes(boxes) * range_factor
     for scale_index, positions in chips_by_scale.items():
         candidates = np.flatnonzero(assignable & ranges[scale_index].contains_train(sizes))
         if len(candidates) == 0:

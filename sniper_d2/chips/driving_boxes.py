@@ -56,10 +56,11 @@ class SizeRule:
     min_side: float
     fit_in_chip: bool
 
-    def mask(self, shapes: BoxShapes, factor: float, chip_size: int, stride: int) -> np.ndarray:
+    def mask(self, shapes: BoxShapes, factor, chip_size: int, stride: int, range_factor=1.0) -> np.ndarray:
         """Bool (N,) over the boxes measured by ``shapes``; ``factor`` chip px per original px,
-        ``chip_size`` and ``stride`` chip px."""
-        mask = self.size_range.contains_train(shapes.sizes)
+        ``chip_size`` and ``stride`` chip px; ``range_factor``: px of the valid ranges' frame per
+        original px (:meth:`ChipGenerator.range_factor`; 1 = original px)."""
+        mask = self.size_range.contains_train(shapes.sizes * range_factor)
         if self.min_side > 0:
             mask &= shapes.min_sides >= self.min_side
         if self.fit_in_chip:

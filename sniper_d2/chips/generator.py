@@ -8,7 +8,7 @@ from .chip import Chip
 from .driving_boxes import box_shapes, driving_rules, proposal_rules
 from .negative import negative_chips_at_scale
 from .positive import positive_chips_at_scale
-from .scales import parse_scales, scaled_size
+from .scales import parse_scale, parse_scales, scaled_size
 from .valid_range import parse_valid_ranges
 
 __all__ = ["ChipGenerator"]
@@ -28,6 +28,7 @@ class ChipGenerator:
         chip_size: int = 512,
         stride: int = 32,
         neg_min_proposals: Sequence[int] = (25, 10, 10),
+        range_reference=None,
     ):
         """
         Args:
@@ -39,8 +40,12 @@ class ChipGenerator:
             stride: default step of the candidate grid, chip px.
             neg_min_proposals: per scale, a negative chip must fully contain MORE uncovered
                 proposals than this.
+            range_reference: frame of ``valid_ranges``: None (or empty) = original px; a scale
+                (e.g. ``(448, 746)``) = px of the image resized to that scale, for datasets
+                whose object size follows image size (``SNIPER.RANGE_REFERENCE``).
         """
         self.scales = parse_scales(scales)
+        self.range_reference = parse_scale(range_reference) if range_reference else None
         self.valid_ranges = parse_valid_ranges(valid_ranges, len(self.scales))
         if isinstance(chip_size, bool) or not isinstance(chip_size, (int, np.integer)) or chip_size < 4:
             raise ValueError(f"chip_size must be an integer >= 4 chip px, got {chip_size!r}.")
@@ -67,6 +72,7 @@ class ChipGenerator:
             chip_size=cfg.SNIPER.CHIP_SIZE,
             stride=cfg.SNIPER.TRAIN.CHIP_STRIDE,
             neg_min_proposals=cfg.SNIPER.NEG.MIN_PROPOSALS,
+            range_reference=cfg.SNIPER.RANGE_REFERENCE,
         )
 
     def _checked_stride(self, stride) -> int:
@@ -76,6 +82,11 @@ class ChipGenerator:
                 f"else no box fits a chip with room for a grid step), got {stride!r}."
             )
         return int(stride)
+
+    def range_factor(self, width, height) -> float:
+        """Px of the valid ranges' frame per original px for an image of ``width`` x ``height``
+        original px (1.0 when the ranges are in original px)."""
+        return 1.0 if self.range_reference is None else self.range_reference.factor(width, height)
 
     def image_scales(self, width, height) -> List[Tuple[float, Tuple[int, int]]]:
         """Per scale, ``(factor, (scaled_width, scaled_height))`` for an image of ``width`` x ``height``
@@ -112,8 +123,9 @@ class ChipGenerator:
         if len(boxes) == 0:
             return chips
         shapes = box_shapes(boxes)
+        range_factor = self.range_factor(width, height)
         for index, (factor, size) in enumerate(self.image_scales(width, height)):
-            mask = self.driving_rules[index].mask(shapes, factor, self.chip_size, stride)
+            mask = self.driving_rules[index].mask(shapes, factor, self.chip_size, stride, range_factor)
             if allowed is not None:
                 mask &= allowed
             ids = mask.nonzero()[0]
@@ -145,6 +157,7 @@ class ChipGenerator:
             return pool
         shapes = box_shapes(proposals)
         nonempty = shapes.min_sides > 0  # an empty proposal cannot be a false positive
+        range_factor = self.range_factor(width, height)
         for index, (factor, size) in enumerate(self.image_scales(width, height)):
             windows = [
                 (c.origin[0], c.origin[1], c.origin[0] + c.size[0], c.origin[1] + c.size[1])
@@ -152,7 +165,8 @@ class ChipGenerator:
             ]
             if (0, 0, *size) in windows:  # a positive chip spans the scaled image: all proposals touch it
                 continue
-            ids = (self.proposal_rules[index].mask(shapes, factor, self.chip_size, stride) & nonempty).nonzero()[0]
+            rule = self.proposal_rules[index]
+            ids = (rule.mask(shapes, factor, self.chip_size, stride, range_factor) & nonempty).nonzero()[0]
             if len(ids) <= self.neg_min_proposals[index]:
                 continue
             pool += negative_chips_at_scale(

@@ -18,7 +18,7 @@ from detectron2.data import transforms as T
 from detectron2.structures import Boxes
 
 from ..chip_instances import ChipInstances
-from ..chips import ValidRange, parse_valid_ranges
+from ..chips import ValidRange, parse_scale, parse_valid_ranges
 from .chip_augmentations import build_chip_augmentations
 from .chip_image import read_chip_image
 
@@ -54,6 +54,7 @@ class SniperChipMapper:
         augmentations: List[T.Augmentation] = (),
         min_box_size: float = 10.0,
         ignore_invalid: bool = True,
+        range_reference=None,
     ):
         """
         Args:
@@ -62,12 +63,15 @@ class SniperChipMapper:
             augmentations: applied to the chip (after cut and scale) and its boxes.
             min_box_size: chip px; smaller clipped boxes are not part of the chip's ground truth.
             ignore_invalid: False: every non-crowd box is valid and the chip's range unbounded.
+            range_reference: frame of ``valid_ranges`` (``SNIPER.RANGE_REFERENCE``): None =
+                original px, else a scale whose resized image's px the ranges are in.
         """
         self.valid_ranges = list(valid_ranges)
         self.image_format = image_format
         self.augmentations = T.AugmentationList(list(augmentations))
         self.min_box_size = float(min_box_size)
         self.ignore_invalid = bool(ignore_invalid)
+        self.range_reference = parse_scale(range_reference) if range_reference else None
 
     @classmethod
     def from_config(cls, cfg, is_train: bool = True):
@@ -79,6 +83,7 @@ class SniperChipMapper:
             "augmentations": build_chip_augmentations(cfg, is_train),
             "min_box_size": cfg.SNIPER.TRAIN.MIN_BOX_SIZE,
             "ignore_invalid": cfg.SNIPER.TRAIN.IGNORE_INVALID,
+            "range_reference": cfg.SNIPER.RANGE_REFERENCE,
         }
 
     def __call__(self, dataset_dict: dict) -> dict:
@@ -102,7 +107,10 @@ class SniperChipMapper:
 
         crowd = dataset_dict["sniper_crowd"][keep]
         if self.ignore_invalid:
-            valid_range = self.valid_ranges[chip.scale_index].scaled(chip.scale)
+            range_factor = 1.0
+            if self.range_reference is not None:
+                range_factor = self.range_reference.factor(dataset_dict["width"], dataset_dict["height"])
+            valid_range = self.valid_ranges[chip.scale_index].scaled(chip.scale / range_factor)
             valid = np.isin(keep, chip.box_ids)
         else:
             valid_range, valid = ValidRange(), ~crowd

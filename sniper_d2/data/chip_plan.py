@@ -115,7 +115,8 @@ class ChipPlanner:
             negatives = sample_negative_chips(pool, self.negatives_per_image, rng)
         chips = positives + negatives
         valid = assign_valid_boxes(
-            chips, ann.boxes, ann.width, ann.height, self.generator.valid_ranges, assignable_mask=assignable
+            chips, ann.boxes, ann.width, ann.height, self.generator.valid_ranges, assignable_mask=assignable,
+            range_factor=self.generator.range_factor(ann.width, ann.height),
         )
         return positives, negatives, valid
 

@@ -122,6 +122,7 @@ class SniperMultiScaleInference(nn.Module):
         nms_thresh: float = 0.5,
         score_thresh: float = 0.001,
         detections_per_image: int = 200,
+        range_reference=None,
     ):
         """
         Args:
@@ -135,6 +136,8 @@ class SniperMultiScaleInference(nn.Module):
             nms_thresh: IoU threshold of the ``"nms"`` merge.
             score_thresh: merged detections scoring below this are dropped.
             detections_per_image: detections kept per image after the merge.
+            range_reference: frame of ``valid_ranges``: None = original px; a scale = px of
+                the image resized to it (``SNIPER.RANGE_REFERENCE``).
         """
         super().__init__()
         if isinstance(model, DistributedDataParallel):
@@ -166,6 +169,7 @@ class SniperMultiScaleInference(nn.Module):
         self.valid_ranges = list(
             parse_valid_ranges(valid_ranges, len(self.scales), key="SNIPER.TEST.VALID_RANGES")
         )
+        self.range_reference = parse_scale(range_reference) if range_reference else None
         self.merge = merge
         self.soft_nms_sigma = float(soft_nms_sigma)
         self.nms_thresh = float(nms_thresh)
@@ -185,6 +189,7 @@ class SniperMultiScaleInference(nn.Module):
             "nms_thresh": test.NMS_THRESH,
             "score_thresh": test.SCORE_THRESH,
             "detections_per_image": test.DETECTIONS_PER_IMAGE,
+            "range_reference": cfg.SNIPER.RANGE_REFERENCE,
         }
 
     def forward(self, batched_inputs: List[Dict]) -> List[Dict[str, Instances]]:
@@ -209,7 +214,7 @@ class SniperMultiScaleInference(nn.Module):
                 {
                     "instances": merge_scale_detections(
                         [detections[i] for detections in per_scale],
-                        self.valid_ranges,
+                        self._image_ranges(batched_inputs[i], i),
                         method=self.merge,
                         soft_nms_sigma=self.soft_nms_sigma,
                         nms_thresh=self.nms_thresh,
@@ -219,6 +224,14 @@ class SniperMultiScaleInference(nn.Module):
                 }
                 for i in range(len(batched_inputs))
             ]
+
+    def _image_ranges(self, inputs: Dict, position: int):
+        """The valid ranges of one test input in its original px."""
+        if self.range_reference is None:
+            return self.valid_ranges
+        height, width = _original_size(inputs, position)
+        factor = self.range_reference.factor(width, height)
+        return [r.scaled(1.0 / factor) for r in self.valid_ranges]
 
 
 def build_test_mapper(cfg) -> DatasetMapper:

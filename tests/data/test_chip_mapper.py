@@ -147,3 +147,29 @@ def test_boxes_stay_aligned_with_pixels(tmp_path, ext, scale, origin):
     col = min(int(x1 + 25 * scale), image.shape[1] - 1)
     assert abs(_edge_position(image[row]) - x1) < 0.1
     assert abs(_edge_position(image[:, col]) - y1) < 0.1
+
+
+def test_no_ignore_ablation_makes_every_non_crowd_box_valid_and_the_range_unbounded(tmp_path):
+    gradient_image(tmp_path / "im.png")
+    ablation = SniperChipMapper(
+        valid_ranges=[ValidRange(0, 64), ValidRange(32, 150)], image_format="BGR", min_box_size=10,
+        ignore_invalid=False,
+    )
+    inst = ablation(chip_input(tmp_path / "im.png", CHIP))["instances"]
+    # kept boxes 0, 2 (only 0 is assigned to this chip) and the crowd region 4
+    assert inst.gt_valid.tolist() == [True, True, False]
+    assert inst.gt_crowd.tolist() == [False, False, True]
+    assert inst.valid_range == (0.0, float("inf"))
+
+
+def test_range_reference_puts_the_chip_range_in_the_reference_frame(tmp_path):
+    gradient_image(tmp_path / "im.png")
+    # reference: short side 50 px; the 200x100 image is 0.5x that frame, so (0, 64) reference px is
+    # (0, 128) original px and (0, 256) chip px at scale 2.0
+    framed = SniperChipMapper(
+        valid_ranges=[ValidRange(0, 64), ValidRange(32, 150)], image_format="BGR", min_box_size=10,
+        range_reference=(50, 1000),
+    )
+    inst = framed(chip_input(tmp_path / "im.png", CHIP))["instances"]
+    assert inst.valid_range == pytest.approx((0.0, 256.0))
+    assert mapper()(chip_input(tmp_path / "im.png", CHIP))["instances"].valid_range == pytest.approx((0.0, 128.0))

@@ -140,6 +140,23 @@ def test_resizes_each_image_once_per_scale_and_batches_per_scale():
         assert sorted(instances.pred_boxes.area().sqrt().tolist()) == [10.0, 40.0, 70.0]
 
 
+def test_range_reference_measures_each_image_in_the_reference_frame():
+    # RecordingDetector returns a 10 px square at the first scale, a 40 px one at the second
+    # (original px), for every image. Reference short side 50: the 80x120 image is 0.625x, the 160x240 one 0.3125x that frame,
+    # so the range (0, 15] reference px keeps the 10 px box of the first (6.25 reference px) but,
+    # of the second, also the 40 px one (12.5 reference px).
+    detector = RecordingDetector(sides=[10, 40]).eval()
+    wrapper = SniperMultiScaleInference(
+        detector, [1.0, 0.5], [(-1, 15), (-1, 15)], merge="nms", range_reference=(50, 1000)
+    )
+    outputs = wrapper([
+        {"image": uint8_image(80, 120), "height": 80, "width": 120},
+        {"image": uint8_image(160, 240), "height": 160, "width": 240},
+    ])
+    sides = [sorted(o["instances"].pred_boxes.area().sqrt().tolist()) for o in outputs]
+    assert sides == [[10.0], [10.0, 40.0]]
+
+
 def test_scale_factor_follows_original_size_not_input_image_size():
     # A mapper that already resized the image: the scale is still relative to height/width.
     detector = RecordingDetector(sides=[10]).eval()
