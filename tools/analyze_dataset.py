@@ -80,7 +80,7 @@ def main(argv=None) -> dict:
     with open(json_path, "w") as f:
         json.dump(report, f, indent=1, default=_json_default)
     range_sets = [("configured", [(row["scale"], row["valid_range"]) for row in report["scales"]])]
-    if "suggestion" in report:
+    if "suggestion" in report and not report["suggestion"]["size_dependence"]["follows"]:  # same frame only
         range_sets.append(("suggested", [(row["scale"], row["valid_range"]) for row in report["suggestion"]["scales"]]))
     png_path = os.path.join(output, "object_sizes.png")
     plot_size_histogram(analysis.sizes, range_sets, png_path, title=f"Object sizes of {', '.join(cfg.DATASETS.TRAIN)}")

@@ -13,10 +13,17 @@ from .chip_panels import (
     render_chip_panels,
 )
 from .chip_statistics import ChipStatistics, chip_statistics
-from .dataset_report import DatasetAnalysis, analyze_training_set, format_report
+from .dataset_report import DatasetAnalysis, analyze_training_set, format_report, suggest_for_config, suggest_for_planner
 from .pixel_cost import pyramid_pixels, single_scale_pixels
 from .scale_coverage import DatasetBoxes, ScaleCoverage, image_factors, scale_coverage
-from .scale_suggestion import ScaleSuggestion, anchor_size_band, suggest_scales
+from .scale_suggestion import (
+    ScaleSuggestion,
+    SizeDependence,
+    anchor_size_band,
+    size_dependence,
+    suggest_for_dataset,
+    suggest_scales,
+)
 from .size_distribution import COCO_SIZE_LIMITS, SIZE_PERCENTILES, size_distribution
 from .size_histogram import plot_size_histogram
 from .tool_setup import tool_argument_parser, tool_config
@@ -33,6 +40,7 @@ __all__ = [
     "SIZE_PERCENTILES",
     "ScaleCoverage",
     "ScaleSuggestion",
+    "SizeDependence",
     "analyze_training_set",
     "anchor_size_band",
     "chip_statistics",
@@ -49,7 +57,11 @@ __all__ = [
     "render_chip_panels",
     "scale_coverage",
     "single_scale_pixels",
+    "size_dependence",
     "size_distribution",
+    "suggest_for_config",
+    "suggest_for_dataset",
+    "suggest_for_planner",
     "suggest_scales",
     "tool_argument_parser",
     "tool_config",

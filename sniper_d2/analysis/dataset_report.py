@@ -15,10 +15,10 @@ from ..data import ChipPlanner
 from .chip_statistics import chip_statistics
 from .pixel_cost import pyramid_pixels, single_scale_pixels
 from .scale_coverage import DatasetBoxes, ScaleCoverage, image_factors, scale_coverage
-from .scale_suggestion import ScaleSuggestion, anchor_size_band, suggest_scales
+from .scale_suggestion import ScaleSuggestion, SizeDependence, anchor_size_band, suggest_for_dataset
 from .size_distribution import size_distribution
 
-__all__ = ["DatasetAnalysis", "analyze_training_set", "format_report"]
+__all__ = ["DatasetAnalysis", "analyze_training_set", "format_report", "suggest_for_config", "suggest_for_planner"]
 
 
 @dataclass(frozen=True)
@@ -76,16 +76,52 @@ def _uncovered(coverage: ScaleCoverage, boxes: DatasetBoxes, planner: ChipPlanne
     }
 
 
+def _widest_stride(cfg, generator: ChipGenerator) -> int:
+    stride_range = cfg.SNIPER.TRAIN.CHIP_STRIDE_RANGE
+    return int(max(stride_range)) if stride_range else generator.stride
+
+
+def suggest_for_planner(
+    cfg, planner: ChipPlanner, target_chip_px: Optional[Tuple[float, float]] = None, max_factor: float = 3.0
+) -> Tuple[ScaleSuggestion, SizeDependence]:
+    """Scales and valid ranges suggested for the training set of ``planner`` (built from ``cfg``),
+    and how much its object size follows image size (:func:`suggest_for_dataset`)."""
+    generator, table = planner.generator, planner.table
+    boxes = DatasetBoxes.from_table(table)
+    assignable = ~boxes.crowd
+    return suggest_for_dataset(
+        boxes.shapes.sizes[assignable],
+        boxes.image_index[assignable],
+        table.sizes,
+        generator.chip_size,
+        _widest_stride(cfg, generator),
+        target_chip_px=target_chip_px or anchor_size_band(cfg),
+        max_factor=max_factor,
+        neg_min_proposals=generator.neg_min_proposals,
+    )
+
+
+def suggest_for_config(cfg, **kwargs) -> ScaleSuggestion:
+    """The suggestion for ``cfg.DATASETS.TRAIN`` (image files need not exist); ``kwargs`` as
+    :func:`suggest_for_planner`. Apply it with ``cfg.merge_from_list`` over ``config_items()``."""
+    from .training_set import load_training_planner
+
+    return suggest_for_planner(cfg, load_training_planner(cfg), **kwargs)[0]
+
+
 def _suggestion_report(
-    suggestion: ScaleSuggestion, generator: ChipGenerator, stride: int, boxes: DatasetBoxes, planner, limit: int
+    suggestion: ScaleSuggestion, dependence: SizeDependence, generator: ChipGenerator, stride: int,
+    boxes: DatasetBoxes, planner, limit: int,
 ) -> dict:
     """The suggested values and how they cover this dataset with grid step ``stride`` chip px
     (vectorised check, no chips drawn)."""
     suggested = ChipGenerator(
-        suggestion.scales, suggestion.valid_ranges, generator.chip_size, generator.stride, suggestion.neg_min_proposals
+        suggestion.scales, suggestion.valid_ranges, generator.chip_size, generator.stride,
+        suggestion.neg_min_proposals, range_reference=suggestion.range_reference,
     )
     coverage = scale_coverage(boxes, planner.table.sizes, suggested, stride)
     return {
+        "size_dependence": dependence.as_dict(),
         "config": {key: value for key, value in suggestion.config_items()},
         "target_chip_px": list(suggestion.target_chip_px),
         "typical_factors": list(suggestion.typical_factors),
@@ -180,18 +216,10 @@ def analyze_training_set(
         },
     }
     if suggest:
-        stride_range = cfg.SNIPER.TRAIN.CHIP_STRIDE_RANGE
-        widest_stride = int(max(stride_range)) if stride_range else generator.stride
-        suggestion = suggest_scales(
-            sizes,
-            table.sizes.max(axis=1),
-            generator.chip_size,
-            widest_stride,
-            target_chip_px=target_chip_px or anchor_size_band(cfg),
-            max_factor=max_factor,
-            neg_min_proposals=generator.neg_min_proposals,
+        suggestion, dependence = suggest_for_planner(cfg, planner, target_chip_px, max_factor)
+        report["suggestion"] = _suggestion_report(
+            suggestion, dependence, generator, _widest_stride(cfg, generator), boxes, planner, max_examples
         )
-        report["suggestion"] = _suggestion_report(suggestion, generator, widest_stride, boxes, planner, max_examples)
     return DatasetAnalysis(report=report, sizes=sizes)
 
 
@@ -298,7 +326,22 @@ def format_report(report: dict) -> str:
 def _format_suggestion(suggestion: dict, analysed: int) -> List[str]:
     low, high = suggestion["target_chip_px"]
     uncovered = suggestion["uncovered"]
-    lines = [
+    dep = suggestion["size_dependence"]
+    short, long_ = dep["reference"]
+    spread = (
+        f"Resizing every image to {short}x{long_} (short side, long side cap) changes the spread of log "
+        f"object sizes from {dep['spread_original']:.2f} to {dep['spread_normalised']:.2f} (slope of log size "
+        f"on log image size {dep['slope']:.2f})"
+    )
+    if dep["follows"]:
+        lines = [
+            f"Object size follows image size: {spread}. Scales are therefore resolutions (short, max long) and "
+            f"valid ranges are sqrt(area) in px of the image resized to {short}x{long_} "
+            "(SNIPER.RANGE_REFERENCE); factor scales would keep the images' size differences.",
+        ]
+    else:
+        lines = [f"Object size does not follow image size: {spread}. Scales are factors, ranges in original px."]
+    lines += [
         f"Suggested scales and valid ranges (objects at {low:g}-{high:g} chip px; heuristic in "
         "sniper_d2/analysis/scale_suggestion.py):",
         _scale_table(suggestion["scales"], with_chips=False),

@@ -21,6 +21,14 @@ side a chip can hold. Heuristic, sizes = sqrt(area) of the non-crowd boxes, orig
 Test scales are the training scales; test ranges are the training ranges widened by
 ``TEST_RANGE_MARGIN`` at both ends (the authors' COCO test ranges are wider than the training
 ones: a detection near a boundary must survive at one of the scales).
+
+Datasets whose object size follows image size (:func:`size_dependence`: resizing every image to
+one reference resolution shrinks the spread of log object sizes by at least
+``1 - FOLLOWS_SPREAD_RATIO``) get resolution scales instead (:func:`suggest_for_dataset`): sizes
+are measured in px of the image resized to the reference (short side: the median image's; long
+side cap: the 90th-percentile aspect ratio), the factors above are found in that frame and
+become ``(short, max_long)`` pairs, and ``SNIPER.RANGE_REFERENCE`` puts the ranges in that frame.
+Factor scales would keep the images' size differences, which single-scale training removes.
 """
 import math
 from dataclasses import dataclass
@@ -28,11 +36,15 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["ScaleSuggestion", "TEST_RANGE_MARGIN", "anchor_size_band", "suggest_scales"]
+__all__ = [
+    "FOLLOWS_SPREAD_RATIO", "ScaleSuggestion", "SizeDependence", "TEST_RANGE_MARGIN", "anchor_size_band",
+    "size_dependence", "suggest_for_dataset", "suggest_scales",
+]
 
 SMALL_OBJECT_PERCENTILE = 5
 LONGEST_SIDE_PERCENTILE = 90
 TEST_RANGE_MARGIN = 1.2
+FOLLOWS_SPREAD_RATIO = 0.9
 
 
 def anchor_size_band(cfg) -> Tuple[float, float]:
@@ -57,7 +69,9 @@ def _config_ranges(bounds: Sequence[Tuple[float, float]]) -> Tuple[Tuple[int, in
 class ScaleSuggestion:
     """Suggested ``SNIPER.*`` values (config forms: -1 = unbounded, sqrt(area) in original px).
 
-    ``typical_factors``: chip px per original px per scale (the coarsest at the 90th-percentile
+    ``range_reference``: ``()`` (ranges in original px) or the ``(short, max_long)`` frame of the
+    ranges (``SNIPER.RANGE_REFERENCE``). ``typical_factors``: chip px per original px (per
+    reference px when ``range_reference`` is set) per scale (the coarsest at the 90th-percentile
     longest image side); ``target_chip_px``: the band ``(A, B)`` the ranges were fitted to.
     """
 
@@ -67,10 +81,12 @@ class ScaleSuggestion:
     neg_min_proposals: Tuple[int, ...]
     typical_factors: Tuple[float, ...]
     target_chip_px: Tuple[float, float]
+    range_reference: Tuple = ()
 
     def config_items(self) -> List[Tuple[str, tuple]]:
         """``[(full key, value), ...]`` for ``cfg.merge_from_list``-style use."""
         return [
+            ("SNIPER.RANGE_REFERENCE", self.range_reference),
             ("SNIPER.TRAIN.SCALES", self.scales),
             ("SNIPER.TRAIN.VALID_RANGES", self.valid_ranges),
             ("SNIPER.NEG.MIN_PROPOSALS", self.neg_min_proposals),
@@ -90,6 +106,7 @@ class ScaleSuggestion:
         """The values as a YAML block to paste into a config file."""
         return "\n".join([
             "SNIPER:",
+            f"  RANGE_REFERENCE: {self.range_reference!r}",
             "  TRAIN:",
             f"    SCALES: {self.scales!r}",
             f"    VALID_RANGES: {self.valid_ranges!r}",
@@ -161,3 +178,96 @@ def suggest_scales(
         typical_factors=tuple(factors),
         target_chip_px=(low, high),
     )
+
+
+@dataclass(frozen=True)
+class SizeDependence:
+    """How much object size follows image size in a dataset.
+
+    ``reference``: ``(short, max_long)`` px, the resolution every image is compared at;
+    ``spread_original`` / ``spread_normalised``: standard deviation of log sqrt(area) of the
+    boxes in original px / in px of their image resized to ``reference``; ``slope``:
+    least-squares slope of log sqrt(area) on log(image short side) (1: size proportional to image
+    size, 0: independent).
+    """
+
+    reference: Tuple[int, int]
+    spread_original: float
+    spread_normalised: float
+    slope: float
+
+    @property
+    def follows(self) -> bool:
+        """True when one resolution for all images removes a real part of the size spread."""
+        return self.spread_normalised <= FOLLOWS_SPREAD_RATIO * self.spread_original
+
+    def as_dict(self) -> dict:
+        return {
+            "reference": list(self.reference), "spread_original": self.spread_original,
+            "spread_normalised": self.spread_normalised, "slope": self.slope, "follows": self.follows,
+        }
+
+
+def _reference_factors(image_sizes: np.ndarray, reference: Tuple[int, int]) -> np.ndarray:
+    """Per image (width, height), the Detectron2-style factor that resizes it to ``reference``."""
+    short, max_long = reference
+    return np.minimum(short / image_sizes.min(axis=1), max_long / image_sizes.max(axis=1))
+
+
+def size_dependence(sizes: np.ndarray, box_image: np.ndarray, image_sizes: np.ndarray) -> SizeDependence:
+    """Measure whether object size follows image size.
+
+    Args:
+        sizes: (N,) sqrt(area) of the non-crowd boxes, original px.
+        box_image: (N,) index of each box's image in ``image_sizes``.
+        image_sizes: (I, 2) (width, height) of the images, original px.
+    """
+    image_sizes = np.asarray(image_sizes, np.float64).reshape(-1, 2)
+    sizes = np.asarray(sizes, np.float64)
+    if len(sizes) == 0:
+        raise ValueError("The training set has no (non-crowd) boxes: there are no object sizes to measure.")
+    shorts, longs = image_sizes.min(axis=1), image_sizes.max(axis=1)
+    short = int(round(float(np.median(shorts))))
+    reference = (short, int(math.ceil(short * float(np.percentile(longs / shorts, LONGEST_SIDE_PERCENTILE)))))
+    log_sizes = np.log(np.maximum(sizes, 1e-6))
+    normalised = log_sizes + np.log(_reference_factors(image_sizes, reference))[box_image]
+    log_short = np.log(shorts[box_image])
+    variance = float(np.var(log_short))
+    slope = float(np.cov(log_sizes, log_short, bias=True)[0, 1] / variance) if variance > 1e-12 else 0.0
+    return SizeDependence(reference, float(np.std(log_sizes)), float(np.std(normalised)), slope)
+
+
+def _resolution(factor: float, reference: Tuple[int, int]) -> Tuple[int, int]:
+    return (int(round(factor * reference[0])), int(round(factor * reference[1])))
+
+
+def suggest_for_dataset(
+    sizes: np.ndarray, box_image: np.ndarray, image_sizes: np.ndarray, chip_size: int, stride: int, **kwargs
+) -> Tuple[ScaleSuggestion, SizeDependence]:
+    """:func:`suggest_scales` for a dataset, in original px or, when object size follows image
+    size (:func:`size_dependence`), as resolution scales with ranges in the reference frame.
+
+    Args:
+        sizes, box_image, image_sizes: as :func:`size_dependence`.
+        chip_size, stride, kwargs: as :func:`suggest_scales`.
+    """
+    image_sizes = np.asarray(image_sizes, np.float64).reshape(-1, 2)
+    dependence = size_dependence(sizes, box_image, image_sizes)
+    if not dependence.follows:
+        return suggest_scales(sizes, image_sizes.max(axis=1), chip_size, stride, **kwargs), dependence
+    factors = _reference_factors(image_sizes, dependence.reference)
+    framed = suggest_scales(
+        np.asarray(sizes, np.float64) * factors[box_image], image_sizes.max(axis=1) * factors, chip_size, stride,
+        **kwargs,
+    )
+    scales = tuple(_resolution(f, dependence.reference) for f in framed.typical_factors[:-1]) + framed.scales[-1:]
+    suggestion = ScaleSuggestion(
+        scales=scales,
+        valid_ranges=framed.valid_ranges,
+        test_valid_ranges=framed.test_valid_ranges,
+        neg_min_proposals=framed.neg_min_proposals,
+        typical_factors=framed.typical_factors,
+        target_chip_px=framed.target_chip_px,
+        range_reference=dependence.reference,
+    )
+    return suggestion, dependence

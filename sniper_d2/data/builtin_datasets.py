@@ -28,12 +28,12 @@ BUILTIN_SPLITS: Dict[str, ShapesSpec] = {
     "sniper_shapes_train": ShapesSpec(num_images=64, crowd_fraction=0.1, seed=1),
     "sniper_shapes_val": ShapesSpec(num_images=24, seed=2),
     "sniper_shapes_rescaled_train": ShapesSpec(
-        num_images=64, min_side=320, max_side=384, max_aspect=1.3, min_object_size=12.0,
-        max_object_fraction=0.5, crowd_fraction=0.1, rescale_range=(0.35, 1.65), seed=3,
+        num_images=64, min_side=320, max_side=384, max_aspect=1.3, min_object_size=16.0,
+        max_object_fraction=0.35, crowd_fraction=0.1, rescale_range=(0.35, 1.65), seed=3,
     ),
     "sniper_shapes_rescaled_val": ShapesSpec(
-        num_images=48, min_side=320, max_side=384, max_aspect=1.3, min_object_size=12.0,
-        max_object_fraction=0.5, rescale_range=(0.35, 1.65), seed=4,
+        num_images=48, min_side=320, max_side=384, max_aspect=1.3, min_object_size=16.0,
+        max_object_fraction=0.35, rescale_range=(0.35, 1.65), seed=4,
     ),
 }
 

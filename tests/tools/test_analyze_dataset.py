@@ -196,3 +196,33 @@ def test_background_only_training_set_is_reported_not_crashed(analyze_tool, tmp_
     assert (tmp_path / "out" / "object_sizes.png").is_file()
     with pytest.raises(ValueError, match="no \\(non-crowd\\) boxes"):
         analyze_tool.main(args + ["--suggest"])
+
+
+def test_rescaled_dataset_gets_resolution_scales_that_train(shapes_root, analyze_tool, demo_config, tmp_path):
+    # The built-in dataset whose object size follows image size: the report says so and the
+    # suggestion (resolution scales, ranges in the reference frame) plans chips for every box.
+    report = analyze_tool.main([
+        "--config-file", demo_config, "--output", str(tmp_path), "--suggest", "--workers", "1",
+        "DATASETS.TRAIN", "('sniper_shapes_rescaled_train',)",
+    ])
+    suggestion = report["suggestion"]
+    assert suggestion["size_dependence"]["follows"]
+    assert not shapes_report_follows(demo_config)
+    config = suggestion["config"]
+    assert tuple(config["SNIPER.RANGE_REFERENCE"]) == tuple(suggestion["size_dependence"]["reference"])
+    assert all(isinstance(s, tuple) for s in config["SNIPER.TRAIN.SCALES"][:-1])
+    assert suggestion["uncovered"]["in_no_valid_range"]["count"] == 0
+    assert suggestion["uncovered"]["drive_no_chip"]["count"] == 0
+    from sniper_d2.analysis import load_training_planner
+
+    cfg = _cfg(demo_config, ["DATASETS.TRAIN", "('sniper_shapes_rescaled_train',)"]
+               + [t.strip('"') for t in _split_overrides(suggestion["overrides"])])
+    planner = load_training_planner(cfg)
+    assert len(planner.plan(0)) > 0
+
+
+def shapes_report_follows(demo_config):
+    from sniper_d2.analysis import load_training_planner, suggest_for_planner
+
+    cfg = _cfg(demo_config)
+    return suggest_for_planner(cfg, load_training_planner(cfg))[1].follows

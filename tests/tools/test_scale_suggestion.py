@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from sniper_d2.analysis import suggest_scales
+from sniper_d2.analysis import size_dependence, suggest_for_dataset, suggest_scales
 from sniper_d2.chips import ValidRange, parse_scales
 
 
@@ -61,3 +61,57 @@ def test_bad_inputs_raise_with_the_fix():
         suggest_scales(np.zeros(0), np.full(3, 500.0), 512, 32)
     with pytest.raises(ValueError, match="--target-chip-px"):
         suggest_scales(np.array([10.0]), np.full(3, 500.0), 64, 8, target_chip_px=(32, 512))
+
+
+def _images_and_boxes(seed, follows):
+    """200 images; object sizes log-uniform 12-120 px, then (``follows``) scaled with their image
+    by a log-uniform 0.3-1.7, else drawn independently of the image size (which varies as much)."""
+    rng = np.random.default_rng(seed)
+    k = np.exp(rng.uniform(np.log(0.3), np.log(1.7), 200))
+    image_sizes = np.stack([480 * k, 360 * k], axis=1).round()
+    box_image = np.repeat(np.arange(200), 4)
+    sizes = np.exp(rng.uniform(np.log(12), np.log(120), len(box_image)))
+    if follows:
+        sizes = sizes * k[box_image]
+    return sizes, box_image, image_sizes
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_size_dependence_tells_the_two_kinds_apart(seed):
+    sizes, box_image, image_sizes = _images_and_boxes(seed, follows=True)
+    follows = size_dependence(sizes, box_image, image_sizes)
+    independent = size_dependence(*_images_and_boxes(seed, follows=False))
+    assert follows.follows and not independent.follows
+    assert follows.slope == pytest.approx(1.0, abs=0.25) and independent.slope == pytest.approx(0.0, abs=0.25)
+    assert follows.reference[0] == pytest.approx(np.median(image_sizes[:, 1]), abs=1)  # the median short side
+    assert follows.reference[1] >= follows.reference[0] * 4 / 3 - 1  # all images are 4:3
+
+
+def test_fixed_size_images_never_follow():
+    sizes = np.exp(np.random.default_rng(0).uniform(np.log(5), np.log(300), 500))
+    dependence = size_dependence(sizes, np.arange(500) % 50, np.full((50, 2), 512.0))
+    assert not dependence.follows and dependence.slope == 0.0
+
+
+def test_size_following_image_gets_resolution_scales_with_ranges_in_the_reference_frame():
+    sizes, box_image, image_sizes = _images_and_boxes(0, follows=True)
+    suggestion, dependence = suggest_for_dataset(sizes, box_image, image_sizes, 512, 32)
+    assert suggestion.range_reference == dependence.reference
+    specs = parse_scales(suggestion.scales)
+    assert [s.kind for s in specs[:-1]] == ["resolution"] * (len(specs) - 1) and specs[-1].kind == "longest"
+    # In the reference frame the sizes span 12-120 px as in the base images: every one is in a range.
+    factors = np.minimum(dependence.reference[0] / image_sizes.min(axis=1),
+                         dependence.reference[1] / image_sizes.max(axis=1))
+    framed = sizes * factors[box_image]
+    assert framed.min() > 9 and framed.max() < 160
+    ranges = [ValidRange.from_config(p) for p in suggestion.valid_ranges]
+    assert np.stack([r.contains_train(framed) for r in ranges]).any(axis=0).all()
+    assert dict(suggestion.config_items())["SNIPER.RANGE_REFERENCE"] == dependence.reference
+
+
+def test_independent_sizes_keep_factor_scales_in_original_px():
+    sizes, box_image, image_sizes = _images_and_boxes(0, follows=False)
+    suggestion, _ = suggest_for_dataset(sizes, box_image, image_sizes, 512, 32)
+    assert suggestion.range_reference == ()
+    assert all(s.kind in ("factor", "longest") for s in parse_scales(suggestion.scales))
+    assert suggestion == suggest_scales(sizes, image_sizes.max(axis=1), 512, 32)
