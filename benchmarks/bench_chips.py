@@ -106,7 +106,7 @@ def bench_coco(num_images, seed):
     t_pos, positives = best_time(positive_epoch)
     t_neg, (negatives, pools) = best_time(negative_epoch)
     t_assign, _ = best_time(lambda: [
-        assign_valid_boxes(pos + neg, b, w, h, gen.valid_ranges)
+        assign_valid_boxes(pos + neg, b, w, h, gen.valid_ranges, chip_size=gen.chip_size, stride=gen.stride)
         for (w, h, b, _), pos, neg in zip(images, positives, negatives)
     ])
 
@@ -142,7 +142,7 @@ def time_big(gen, side, boxes, proposals, seed):
     t0 = time.process_time()
     pos = gen.positive_chips("big", side, side, boxes, rng)
     t1 = time.process_time()
-    assign_valid_boxes(pos, boxes, side, side, gen.valid_ranges)
+    assign_valid_boxes(pos, boxes, side, side, gen.valid_ranges, chip_size=gen.chip_size, stride=gen.stride)
     t2 = time.process_time()
     pool = gen.negative_chip_pool("big", side, side, proposals, pos, rng)
     t3 = time.process_time()

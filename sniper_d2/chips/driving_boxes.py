@@ -12,6 +12,10 @@ scale's valid range ``[lo, hi)`` (``ValidRange.contains_train``):
 
 A single scale is the coarsest (``size >= lo``), as in the authors' code. Proposals for negative
 chips follow the same rules without the lower bound at middle scales.
+
+Which boxes are *valid* (RPN positives) in their chip at a scale is the authors' assignment rule
+(:func:`validity_rules`): no lower bound below the coarsest scale, ``w, h >= 2`` and fits in a
+chip at every scale but the coarsest, ``size >= lo`` at the coarsest (SNIPER_SPEC section 4).
 """
 import math
 from dataclasses import dataclass
@@ -21,7 +25,7 @@ import numpy as np
 
 from .valid_range import ValidRange
 
-__all__ = ["BoxShapes", "SizeRule", "box_shapes", "box_sizes", "driving_rules", "proposal_rules"]
+__all__ = ["BoxShapes", "SizeRule", "box_shapes", "box_sizes", "driving_rules", "proposal_rules", "validity_rules"]
 
 
 def box_sizes(boxes: np.ndarray) -> np.ndarray:
@@ -68,7 +72,7 @@ class SizeRule:
         return mask
 
 
-def _rules(valid_ranges: Sequence[ValidRange], lower_bound_at_middle: bool) -> Tuple[SizeRule, ...]:
+def _rules(valid_ranges: Sequence[ValidRange], lower_bound_at_middle: bool, min_side_at_middle: float = 0.0):
     last = len(valid_ranges) - 1
     rules = []
     for index, valid_range in enumerate(valid_ranges):
@@ -78,7 +82,7 @@ def _rules(valid_ranges: Sequence[ValidRange], lower_bound_at_middle: bool) -> T
             rules.append(SizeRule(ValidRange(0.0, valid_range.hi), 2.0, True))
         else:
             lo = valid_range.lo if lower_bound_at_middle else 0.0
-            rules.append(SizeRule(ValidRange(lo, valid_range.hi), 0.0, True))
+            rules.append(SizeRule(ValidRange(lo, valid_range.hi), min_side_at_middle, True))
     return tuple(rules)
 
 
@@ -90,3 +94,10 @@ def driving_rules(valid_ranges: Sequence[ValidRange]) -> Tuple[SizeRule, ...]:
 def proposal_rules(valid_ranges: Sequence[ValidRange]) -> Tuple[SizeRule, ...]:
     """Per scale (finest first), the rule for proposals that count for negative chips."""
     return _rules(valid_ranges, lower_bound_at_middle=False)
+
+
+def validity_rules(valid_ranges: Sequence[ValidRange]) -> Tuple[SizeRule, ...]:
+    """Per scale (finest first), the rule for ground-truth boxes that may be valid (RPN
+    positives) in a chip of that scale; the part inside the chip is checked apart
+    (:func:`sniper_d2.chips.assignment.assign_valid_boxes`)."""
+    return _rules(valid_ranges, lower_bound_at_middle=False, min_side_at_middle=2.0)

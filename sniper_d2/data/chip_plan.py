@@ -116,6 +116,7 @@ class ChipPlanner:
         chips = positives + negatives
         valid = assign_valid_boxes(
             chips, ann.boxes, ann.width, ann.height, self.generator.valid_ranges, assignable_mask=assignable,
+            chip_size=self.generator.chip_size, stride=stride,
             range_factor=self.generator.range_factor(ann.width, ann.height),
         )
         return positives, negatives, valid

@@ -3,7 +3,14 @@
 Inside a chip, only valid boxes are objects the RPN must find. Invalid boxes (out of the
 chip's valid range, assigned to another chip, or crowd) are ignore regions: an anchor that
 overlaps one by more than ``cfg.SNIPER.TRAIN.RPN_INVALID_IOU_THRESH`` IoU is neither positive
-nor negative, even if it matched a valid box. Plain ``Instances`` targets train as stock RPN.
+nor negative, even if it matched a valid box.
+
+Proposals for the second stage are chip-aware too (SNIPER_SPEC section 4): in training, proposals
+whose sqrt(area) (clipped to the chip) is outside the chip's valid range are ranked below every
+in-range proposal *before* NMS and the top-k cuts (the authors give them score -1), so a chip's
+box head receives up to ``POST_NMS_TOPK_TRAIN`` in-range proposals even when its best-scoring
+proposals are out of range. Out-of-range proposals that still fill the last slots are ignored by
+the SNIPER ROI heads. Plain ``Instances`` targets train as stock RPN.
 """
 from typing import List, Tuple
 
@@ -15,9 +22,13 @@ from detectron2.modeling.sampling import subsample_labels
 from detectron2.structures import Boxes, Instances, pairwise_iou
 from detectron2.utils.memory import retry_if_cuda_oom
 
-from .chip_targets import any_chip_targets, box_flags
+from .chip_targets import any_chip_targets, box_flags, chip_valid_range
 
-__all__ = ["SniperRPN"]
+__all__ = ["OUT_OF_RANGE_LOGIT_PENALTY", "SniperRPN"]
+
+# Subtracted from the objectness logit of out-of-range training proposals: ranks them below all
+# in-range ones (logits are far smaller in magnitude) and stays finite in fp16.
+OUT_OF_RANGE_LOGIT_PENALTY = 1.0e4
 
 
 @PROPOSAL_GENERATOR_REGISTRY.register()
@@ -39,6 +50,7 @@ class SniperRPN(RPN):
                 "set it in [0, 1] (SNIPER uses 0.3)."
             )
         self.invalid_iou_thresh = invalid_iou_thresh
+        self._proposal_ranges = None  # per image of the current training batch, chip px
 
     @classmethod
     def from_config(cls, cfg, input_shape):
@@ -50,6 +62,43 @@ class SniperRPN(RPN):
         ret = super().from_config(cfg, input_shape)
         ret["invalid_iou_thresh"] = cfg.SNIPER.TRAIN.RPN_INVALID_IOU_THRESH
         return ret
+
+    def forward(self, images, features, gt_instances=None):
+        """Detectron2's RPN forward; with chip targets in training, proposals are ranked
+        range-aware (:meth:`predict_proposals`)."""
+        if self.training and gt_instances is not None and any_chip_targets(gt_instances):
+            self._proposal_ranges = [chip_valid_range(t, i) for i, t in enumerate(gt_instances)]
+        try:
+            return super().forward(images, features, gt_instances)
+        finally:
+            self._proposal_ranges = None
+
+    def predict_proposals(self, anchors, pred_objectness_logits, pred_anchor_deltas, image_sizes):
+        """Detectron2's proposal selection, with out-of-range proposals of training chips ranked
+        last (:data:`OUT_OF_RANGE_LOGIT_PENALTY`) before NMS and the top-k cuts."""
+        if self._proposal_ranges is not None:
+            with torch.no_grad():
+                in_range = self._in_range_proposals(anchors, pred_anchor_deltas, image_sizes)
+            pred_objectness_logits = [
+                torch.where(keep, logits, logits - OUT_OF_RANGE_LOGIT_PENALTY)
+                for keep, logits in zip(in_range, pred_objectness_logits)
+            ]
+        return super().predict_proposals(anchors, pred_objectness_logits, pred_anchor_deltas, image_sizes)
+
+    def _in_range_proposals(self, anchors, pred_anchor_deltas, image_sizes) -> List[torch.Tensor]:
+        """Per feature level, bool (N, Hi*Wi*A): the decoded proposal, clipped to its image,
+        has a sqrt(area) in its chip's valid range (chip px)."""
+        masks = []
+        for proposals in self._decode_proposals(anchors, pred_anchor_deltas):  # (N, R, 4) per level
+            level = []
+            for image_index, (height, width) in enumerate(image_sizes):
+                boxes = proposals[image_index]
+                w = boxes[:, 2].clamp(0, width) - boxes[:, 0].clamp(0, width)
+                h = boxes[:, 3].clamp(0, height) - boxes[:, 1].clamp(0, height)
+                sizes = (w.clamp(min=0) * h.clamp(min=0)).sqrt()
+                level.append(self._proposal_ranges[image_index].contains_train(sizes))
+            masks.append(torch.stack(level))
+        return masks
 
     @torch.no_grad()
     def label_and_sample_anchors(

@@ -1,10 +1,12 @@
-"""assign_valid_boxes by hand: the chip holding the largest part of a box, ties, ranges, crowd."""
+"""assign_valid_boxes by hand: the chip holding the largest part of a box, ties, the authors'
+validity rule clause by clause (SNIPER_SPEC section 4), crowd."""
 import numpy as np
 import pytest
 
 from sniper_d2.chips import Chip, ValidRange, assign_valid_boxes
 
 RANGES = ((-1, 50), (40, -1))  # sqrt(area), original px
+GRID = {"chip_size": 100, "stride": 8}  # a box fits a chip of factor f iff max(w, h) < 91 / f
 
 
 def chip(scale_index, scale, origin, size=(100, 100), negative=False):
@@ -12,7 +14,8 @@ def chip(scale_index, scale, origin, size=(100, 100), negative=False):
 
 
 def assigned(chips, boxes, **kwargs):
-    return [v.tolist() for v in assign_valid_boxes(chips, np.array(boxes, float), 400, 300, RANGES, **kwargs)]
+    ranges = kwargs.pop("ranges", RANGES)
+    return [v.tolist() for v in assign_valid_boxes(chips, np.array(boxes, float), 400, 300, ranges, **GRID, **kwargs)]
 
 
 def test_box_is_valid_in_the_chip_holding_most_of_it():
@@ -57,7 +60,7 @@ def test_valid_ranges_accept_pairs_and_objects():
     chips = [chip(0, 1.0, (0, 0)), chip(1, 0.5, (0, 0))]
     boxes = np.array([[10, 10, 55, 55]], float)
     as_objects = [ValidRange(0, 50), ValidRange(40, np.inf)]
-    got = assign_valid_boxes(chips, boxes, 400, 300, as_objects)
+    got = assign_valid_boxes(chips, boxes, 400, 300, as_objects, **GRID)
     assert [v.tolist() for v in got] == assigned(chips, boxes) == [[0], [0]]
     assert all(v.dtype == np.int64 for v in got)
 
@@ -67,3 +70,35 @@ def test_errors_name_the_problem():
         assigned([chip(2, 1.0, (0, 0))], [[0, 0, 10, 10]])
     with pytest.raises(ValueError, match=r"assignable_mask has shape \(1,\), expected \(2,\)"):
         assigned([chip(0, 1.0, (0, 0))], [[0, 0, 10, 10], [5, 5, 20, 20]], assignable_mask=[True])
+
+
+THREE = ((-1, 50), (40, 100), (80, -1))
+
+
+def test_no_lower_bound_below_the_coarsest_scale():
+    # A 10 px box is valid at the finest and the middle scale (whose lo of 40 does not apply to
+    # validity), not at the coarsest (size >= 80 there).
+    chips = [chip(0, 1.0, (0, 0)), chip(1, 0.5, (0, 0)), chip(2, 0.25, (0, 0))]
+    assert assigned(chips, [[10, 10, 20, 20]], ranges=THREE) == [[0], [0], []]
+
+
+def test_boxes_thinner_than_2_px_are_valid_only_at_the_coarsest_scale():
+    chips = [chip(0, 1.0, (0, 0)), chip(1, 0.5, (0, 0)), chip(2, 0.25, (0, 0))]
+    # 1.5 x 60 px: sqrt(area) 9.5 would be in the finest and middle ranges
+    assert assigned(chips, [[10, 10, 11.5, 70]], ranges=THREE) == [[], [], []]
+    assert assigned(chips, [[10, 10, 12, 70]], ranges=THREE) == [[0], [0], []]  # 2 px wide is enough
+    # at the coarsest scale only the range counts: 1.8 x 290 px -> sqrt(area) 22.8 >= 20
+    assert assigned([chip(1, 0.25, (0, 0))], [[10, 10, 11.8, 300]], ranges=((-1, 50), (20, -1))) == [[0]]
+
+
+def test_boxes_that_fit_no_chip_are_valid_only_at_the_coarsest_scale():
+    # factor 1.0, chip 100, stride 8: the longest side must be below 91 px
+    chips = [chip(0, 1.0, (0, 0)), chip(1, 1.0, (0, 0), size=(300, 300))]
+    assert assigned(chips, [[0, 0, 91, 20]]) == [[], [0]]  # sqrt(area) 42.7: in both ranges
+    assert assigned(chips, [[0, 0, 90.9, 20]]) == [[0], [0]]
+
+
+def test_at_the_coarsest_scale_the_part_inside_the_chip_must_reach_lo():
+    chips = [chip(1, 1.0, (0, 0))]  # window 0-100 x 0-100, coarsest scale (lo 40)
+    assert assigned(chips, [[60, 0, 160, 90]]) == [[0]]  # 40 x 90 inside: sqrt 60
+    assert assigned(chips, [[90, 0, 190, 90]]) == [[]]  # 10 x 90 inside: sqrt 30 < 40

@@ -158,23 +158,38 @@ def test_positive_and_negative_chips(gen, image, seed, override_stride, contains
         if left:
             assert contains(grid, clipped[left] * factor).sum(axis=1).max() <= gen.neg_min_proposals[s]
 
-    # Valid boxes: per scale, an in-range non-crowd box is valid in the first chip of that scale
-    # with the largest positive intersection (original px), and nowhere else.
+    # Valid boxes (the authors' rule, SNIPER_SPEC section 4): per scale, a non-crowd box that
+    # passes the validity rule is valid in the first chip of that scale with the largest positive
+    # intersection (original px), if its part in that chip is <= hi (coarsest: >= lo).
     chips = positives + sample_negative_chips(pool, 2, rng)
-    valid = assign_valid_boxes(chips, boxes, width, height, gen.valid_ranges, assignable_mask=~crowd)
+    valid = assign_valid_boxes(
+        chips, boxes, width, height, gen.valid_ranges, assignable_mask=~crowd, chip_size=gen.chip_size, stride=stride
+    )
     expected = [[] for _ in chips]
-    sizes = np.sqrt((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    sizes = np.sqrt(w * h)
+    coarsest = len(gen.scales) - 1
     for s, valid_range in enumerate(gen.valid_ranges):
         members = [k for k, c in enumerate(chips) if c.scale_index == s]
-        for i in np.flatnonzero(valid_range.contains_train(sizes) & ~crowd):
+        if not members:
+            continue
+        factor = chips[members[0]].scale
+        if s == coarsest:
+            rule = sizes >= valid_range.lo
+        else:
+            fits = np.maximum(w, h) < (gen.chip_size - stride - 1) / factor
+            rule = (sizes < valid_range.hi) & (np.minimum(w, h) >= 2) & fits
+        for i in np.flatnonzero(rule & ~crowd):
             areas = []
             for k in members:
                 cb = chips[k].box
                 iw = max(min(boxes[i, 2], cb[2]) - max(boxes[i, 0], cb[0]), 0.0)
                 ih = max(min(boxes[i, 3], cb[3]) - max(boxes[i, 1], cb[1]), 0.0)
                 areas.append(iw * ih)
-            if areas and max(areas) > 0:
-                expected[members[areas.index(max(areas))]].append(int(i))
+            if max(areas) > 0:
+                part = np.sqrt(max(areas))
+                if (part >= valid_range.lo) if s == coarsest else (part <= valid_range.hi):
+                    expected[members[areas.index(max(areas))]].append(int(i))
     assert [v.tolist() for v in valid] == expected
 
 

@@ -164,7 +164,7 @@ def test_thousands_of_boxes_are_all_covered_and_assigned():
             scaled = boxes[c.box_ids] * c.scale
             assert (scaled[:, :2] >= (x0, y0)).all() and (scaled[:, 2:] <= (x0 + c.size[0], y0 + c.size[1])).all()
     assert max(len(c.box_ids) for c in chips) > 100  # no cap on boxes per chip
-    valid = assign_valid_boxes(chips, boxes, width, height, gen.valid_ranges)
+    valid = assign_valid_boxes(chips, boxes, width, height, gen.valid_ranges, chip_size=512, stride=32)
     scale_of = np.array([c.scale_index for c in chips])
     for s in range(3):
         ids = np.concatenate([v for v, k in zip(valid, scale_of) if k == s])

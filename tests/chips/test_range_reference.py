@@ -44,6 +44,7 @@ def test_assignment_measures_sizes_in_the_reference_frame():
     chip = Chip(image_id=0, scale_index=0, scale=1.0, origin=(0, 0), size=(100, 100), box_ids=np.array([0]),
                 negative=False)
     boxes = np.array([[0.0, 0.0, 50.0, 50.0]])  # 50 original px
-    ranges = [(-1, 40)]
-    assert assign_valid_boxes([chip], boxes, 100, 100, ranges)[0].tolist() == []
-    assert assign_valid_boxes([chip], boxes, 100, 100, ranges, range_factor=0.5)[0].tolist() == [0]
+    ranges = [(-1, 40), (30, -1)]  # the finest scale's hi: 40
+    grid = {"chip_size": 128, "stride": 8}
+    assert assign_valid_boxes([chip], boxes, 100, 100, ranges, **grid)[0].tolist() == []
+    assert assign_valid_boxes([chip], boxes, 100, 100, ranges, range_factor=0.5, **grid)[0].tolist() == [0]
