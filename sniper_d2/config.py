@@ -107,6 +107,14 @@ def add_sniper_config(cfg):
     cfg.SNIPER.TEST.NMS_THRESH = 0.5
     # Detections whose (decayed) score falls below this are dropped.
     cfg.SNIPER.TEST.SCORE_THRESH = 0.001
+    # True (the authors'): per scale, every box-head detection scoring at least SCORE_THRESH
+    # goes to the range filter and the merge: no per-scale NMS and no per-scale cap
+    # (MODEL.ROI_HEADS.NMS_THRESH_TEST / SCORE_THRESH_TEST and TEST.DETECTIONS_PER_IMAGE are
+    # bypassed at each scale). False: Detectron2's per-scale post-processing with those keys.
+    cfg.SNIPER.TEST.RAW_SCALE_DETECTIONS = True
+    # RPN proposals per image and test scale (post-NMS top-k; the authors' 300). 0: the model's
+    # MODEL.RPN.POST_NMS_TOPK_TEST.
+    cfg.SNIPER.TEST.PROPOSALS_PER_SCALE = 300
     # Detections kept per image after merging.
     cfg.SNIPER.TEST.DETECTIONS_PER_IMAGE = 200
     return cfg

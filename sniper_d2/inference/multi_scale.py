@@ -6,12 +6,19 @@ whole batch once per test scale, keeps at each scale only the detections in that
 range and merges the scales per class with soft-NMS. Its outputs are Detectron2's standard
 ``[{"instances": Instances}]`` in original px, so ``inference_on_dataset`` and ``COCOEvaluator``
 work unchanged.
+
+Per scale, the authors keep every box-head detection above the score threshold (no per-scale
+NMS, no cap) and 300 RPN proposals (SNIPER_SPEC section 6): with ``raw_scale_detections`` the
+wrapper sets the model's box predictors and RPN accordingly for its own calls and restores them
+afterwards, so the wrapped model still behaves as configured when called directly.
 """
+import contextlib
 from typing import Dict, List, Optional, Sequence
 
 import torch
 from detectron2.config import configurable
 from detectron2.data import DatasetMapper
+from detectron2.modeling.roi_heads import FastRCNNOutputLayers
 from detectron2.structures import Instances
 from torch import nn
 from torch.nn import functional as F
@@ -123,6 +130,8 @@ class SniperMultiScaleInference(nn.Module):
         score_thresh: float = 0.001,
         detections_per_image: int = 200,
         range_reference=None,
+        raw_scale_detections: bool = False,
+        proposals_per_scale: int = 0,
     ):
         """
         Args:
@@ -138,6 +147,9 @@ class SniperMultiScaleInference(nn.Module):
             detections_per_image: detections kept per image after the merge.
             range_reference: frame of ``valid_ranges``: None = original px; a scale = px of
                 the image resized to it (``SNIPER.RANGE_REFERENCE``).
+            raw_scale_detections: per scale, no NMS, no cap, score threshold ``score_thresh``
+                (the authors'); False: the model's own post-processing at every scale.
+            proposals_per_scale: RPN proposals per image and scale; 0: the model's own.
         """
         super().__init__()
         if isinstance(model, DistributedDataParallel):
@@ -170,6 +182,16 @@ class SniperMultiScaleInference(nn.Module):
             parse_valid_ranges(valid_ranges, len(self.scales), key="SNIPER.TEST.VALID_RANGES")
         )
         self.range_reference = parse_scale(range_reference) if range_reference else None
+        if int(proposals_per_scale) != proposals_per_scale or proposals_per_scale < 0:
+            raise ValueError(f"SNIPER.TEST.PROPOSALS_PER_SCALE must be an integer >= 0, got {proposals_per_scale}.")
+        self.raw_scale_detections = bool(raw_scale_detections)
+        self.proposals_per_scale = int(proposals_per_scale)
+        if self.raw_scale_detections and not self._box_predictors():
+            raise ValueError(
+                "SNIPER.TEST.RAW_SCALE_DETECTIONS needs a model whose ROI heads use Detectron2's "
+                "FastRCNNOutputLayers (test_nms_thresh / test_score_thresh / test_topk_per_image); "
+                f"{type(model).__name__} has none: set it to False."
+            )
         self.merge = merge
         self.soft_nms_sigma = float(soft_nms_sigma)
         self.nms_thresh = float(nms_thresh)
@@ -190,6 +212,8 @@ class SniperMultiScaleInference(nn.Module):
             "score_thresh": test.SCORE_THRESH,
             "detections_per_image": test.DETECTIONS_PER_IMAGE,
             "range_reference": cfg.SNIPER.RANGE_REFERENCE,
+            "raw_scale_detections": test.RAW_SCALE_DETECTIONS,
+            "proposals_per_scale": test.PROPOSALS_PER_SCALE,
         }
 
     def forward(self, batched_inputs: List[Dict]) -> List[Dict[str, Instances]]:
@@ -205,7 +229,7 @@ class SniperMultiScaleInference(nn.Module):
                 "SniperMultiScaleInference runs inference only: call .eval() on it (or the model) first."
             )
         per_scale = []
-        with torch.no_grad():
+        with torch.no_grad(), self._scale_postprocessing():
             for scale in self.scales:
                 scaled_inputs = scale_test_inputs(batched_inputs, scale, device=self.model.device)
                 outputs = self.model.inference(scaled_inputs, do_postprocess=True)
@@ -224,6 +248,31 @@ class SniperMultiScaleInference(nn.Module):
                 }
                 for i in range(len(batched_inputs))
             ]
+
+    def _box_predictors(self) -> List[FastRCNNOutputLayers]:
+        heads = getattr(self.model, "roi_heads", None)
+        return [m for m in heads.modules() if isinstance(m, FastRCNNOutputLayers)] if heads is not None else []
+
+    @contextlib.contextmanager
+    def _scale_postprocessing(self):
+        """Within: the per-scale post-processing of ``raw_scale_detections`` / ``proposals_per_scale``."""
+        saved = []
+        if self.raw_scale_detections:
+            for predictor in self._box_predictors():
+                for name, value in (("test_nms_thresh", 1.0), ("test_score_thresh", self.score_thresh),
+                                    ("test_topk_per_image", -1)):
+                    saved.append((predictor, name, getattr(predictor, name)))
+                    setattr(predictor, name, value)
+        rpn = getattr(self.model, "proposal_generator", None)
+        topk = getattr(rpn, "post_nms_topk", None)
+        if self.proposals_per_scale and isinstance(topk, dict):
+            saved.append((rpn, "post_nms_topk", topk))
+            rpn.post_nms_topk = {**topk, False: self.proposals_per_scale}
+        try:
+            yield
+        finally:
+            for owner, name, value in reversed(saved):
+                setattr(owner, name, value)
 
     def _image_ranges(self, inputs: Dict, position: int):
         """The valid ranges of one test input in its original px."""
