@@ -29,7 +29,8 @@ the table gives mean and spread (min-max / 2).
     python benchmarks/bench_accuracy.py                               # built-in dataset, all variants
     python benchmarks/bench_accuracy.py --train sniper_shapes_rescaled_train \\
         --test sniper_shapes_rescaled_val --single-size 384 640
-    python benchmarks/bench_accuracy.py --variants single,sniper --budget 300   # what `make demo` runs
+    python benchmarks/bench_accuracy.py --variants single,sniper --budget 360 --tests main   # `make demo`
+    python benchmarks/bench_accuracy.py --collect --output DIR    # the table of the runs in DIR
 
 Outputs under --output: results.json (every run), accuracy.md (the table), accuracy.png (bar
 chart of AP and APs). A script that prints figures, not a test.
@@ -69,6 +70,10 @@ def parse_args(argv=None):
     p.add_argument("--multisize-factors", type=float, nargs="+", default=[0.5, 0.75, 1.0, 1.25, 1.5],
                    help="multisize: training and TTA short sides as factors of the single size")
     p.add_argument("--jobs", type=int, default=2, help="variants trained at once (one CPU thread each)")
+    p.add_argument("--tests", choices=("all", "main"), default="all",
+                   help="main: only each variant's own test (no per-scale / hard-NMS / single-scale ablations)")
+    p.add_argument("--collect", action="store_true",
+                   help="train nothing: report the runs already in --output (e.g. from several invocations)")
     p.add_argument("--output", default=os.path.join(ROOT, "output/bench_accuracy"))
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
@@ -251,7 +256,9 @@ def _evaluate(cfg, model, test_name, mode):
     return {k: float(results[k]) for k in METRICS}, time.process_time() - start
 
 
-def _test_modes(cfg, variant):
+def _test_modes(cfg, variant, which="all"):
+    if which == "main":
+        return [_main_test(variant)]
     if variant == "multisize":
         return ["tta", "single"]
     if variant == "single":
@@ -298,11 +305,12 @@ def run_child(args):
     model = trainer.model
     model.eval()
     tests = {}
-    for mode in _test_modes(cfg, args.child):
+    for mode in _test_modes(cfg, args.child, args.tests):
         metrics, test_cpu = _evaluate(cfg, model, args.test, mode)
         tests[mode] = {"metrics": metrics, "cpu_s": test_cpu}
     result = {
-        "variant": args.child, "seed": args.seed, "iterations": iters, "cpu_per_iter": per_iter,
+        "variant": args.child, "seed": args.seed, "budget": args.budget, "train": args.train, "test": args.test,
+        "iterations": iters, "cpu_per_iter": per_iter,
         "mining_cpu_s": mining_cpu, "train_cpu_s": train_cpu, "pilot_cpu_s": pilot_cpu,
         "model_mpx": trainer.data_loader.pixels / 1e6, "ims_per_batch": cfg.SOLVER.IMS_PER_BATCH,
         "tests": tests, "final_loss": _final_loss(trainer),
@@ -329,6 +337,7 @@ def _child_command(args, variant, seed):
     cmd = [sys.executable, os.path.abspath(__file__), "--child", variant, "--seed", str(seed),
            "--config-file", args.config_file, "--train", args.train, "--test", args.test,
            "--budget", str(args.budget), "--output", args.output, "--single-batch", str(args.single_batch),
+           "--tests", args.tests,
            "--multisize-factors", *map(str, args.multisize_factors)]
     if args.single_size:
         cmd += ["--single-size", *map(str, args.single_size)]
@@ -383,9 +392,9 @@ def _rows(results):
             continue
         r = by_variant[variant]
         rows.append((labels[variant], variant, _main_test(variant)))
-        if variant == "multisize":
+        if variant == "multisize" and "single" in r["tests"]:
             rows.append(("(b) tested single-scale", variant, "single"))
-        if variant in ("sniper", "suggested"):
+        if variant in ("sniper", "suggested") and "nms" in r["tests"]:
             rows.append((f"{labels[variant]}, hard-NMS merge", variant, "nms"))
             for i, scale in enumerate(r["test_scales"]):
                 rows.append((f"{labels[variant]}, tested at scale {scale} alone", variant, f"scale:{i}"))
@@ -505,6 +514,8 @@ def main(argv=None):
             raise SystemExit(f"Dataset '{name}' is not registered: use a built-in name or --register-coco NAME JSON ROOT.")
         DatasetCatalog.get(name)  # generates a built-in dataset once, before the children start
     os.makedirs(args.output, exist_ok=True)
+    if args.collect:
+        return report(args, _collected(args.output), time.perf_counter())
     jobs = [(v, s) for s in range(args.seeds) for v in args.variants]
     print(f"bench_accuracy: {len(jobs)} runs ({', '.join(args.variants)}; {args.seeds} seed(s)), "
           f"{args.budget:.0f} training CPU s each, {args.jobs} at a time; train {args.train}, test {args.test}",
@@ -512,6 +523,24 @@ def main(argv=None):
     start = time.perf_counter()
     with ThreadPoolExecutor(args.jobs) as pool:
         results = list(pool.map(lambda job: _run_one(args, *job), jobs))
+    return report(args, results, start)
+
+
+def _collected(output):
+    """The result.json of every run under ``output``."""
+    results = []
+    for name in sorted(os.listdir(output)):
+        path = os.path.join(output, name, "result.json")
+        if os.path.isfile(path):
+            with open(path) as f:
+                results.append(json.load(f))
+    if not results:
+        raise SystemExit(f"No run results (*/result.json) under {output}.")
+    return results
+
+
+def report(args, results, start):
+    """Write results.json, accuracy.md and accuracy.png under --output and print the table."""
     table = summarise(results)
     with open(os.path.join(args.output, "results.json"), "w") as f:
         json.dump({"args": {k: v for k, v in vars(args).items() if k not in ("child",)}, "runs": results}, f, indent=1)
@@ -519,8 +548,11 @@ def main(argv=None):
     with open(os.path.join(args.output, "accuracy.md"), "w") as f:
         f.write(text)
     bar_chart(table, os.path.join(args.output, "accuracy.png"))
-    print(f"\nTrain {args.train}, test {args.test}; {args.budget:.0f} training CPU s per model "
-          f"(one thread), {args.seeds} seed(s); {(time.perf_counter() - start) / 60:.1f} min wall\n")
+    first = results[0]
+    seeds = max(sum(r["variant"] == v for r in results) for v in {r["variant"] for r in results})
+    print(f"\nTrain {first.get('train', args.train)}, test {first.get('test', args.test)}; "
+          f"{first.get('budget', args.budget):.0f} training CPU s per model (one thread), {seeds} seed(s); "
+          f"{(time.perf_counter() - start) / 60:.1f} min wall\n")
     print(text)
     print(f"Written: {args.output}/accuracy.md, accuracy.png, results.json")
     return table

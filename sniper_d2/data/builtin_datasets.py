@@ -2,10 +2,10 @@
 
 ``sniper_shapes_train`` / ``sniper_shapes_val``: the synthetic shapes dataset
 (:mod:`sniper_d2.data.synthetic_shapes`), generated on first use under
-``$SNIPER_D2_DATASETS/sniper_shapes`` (default ``./datasets/sniper_shapes``). Object sizes
-(5 px to most of the image) do not depend on image size (224-614 px), and small objects are
-common (log-uniform sizes): no single input resolution suits every object, the case SNIPER is
-for.
+``$SNIPER_D2_DATASETS/sniper_shapes`` (default ``./datasets/sniper_shapes``), 64 training and
+48 validation images. Object sizes (sqrt(area) 10 px to 0.8x the short image side, log-uniform:
+about 37 % are COCO-small, below 32 px) do not depend on image size (224-614 px): no single
+input resolution suits every object, the case SNIPER is for.
 
 ``sniper_shapes_rescaled_train`` / ``sniper_shapes_rescaled_val``: the other kind of scale
 variation, for benchmarks: each image (about 320-384 px) is resized with its objects by a factor
@@ -25,8 +25,8 @@ __all__ = ["BUILTIN_SPLITS", "datasets_root", "ensure_builtin_dataset", "registe
 
 # Different seeds: the validation images are never training images.
 BUILTIN_SPLITS: Dict[str, ShapesSpec] = {
-    "sniper_shapes_train": ShapesSpec(num_images=64, crowd_fraction=0.1, seed=1),
-    "sniper_shapes_val": ShapesSpec(num_images=24, seed=2),
+    "sniper_shapes_train": ShapesSpec(num_images=64, min_object_size=10.0, crowd_fraction=0.1, seed=1),
+    "sniper_shapes_val": ShapesSpec(num_images=48, min_object_size=10.0, seed=2),
     "sniper_shapes_rescaled_train": ShapesSpec(
         num_images=64, min_side=320, max_side=384, max_aspect=1.3, min_object_size=16.0,
         max_object_fraction=0.35, crowd_fraction=0.1, rescale_range=(0.35, 1.65), seed=3,
