@@ -9,8 +9,9 @@ def rpn_stage_config(cfg, chips_per_epoch: int, output_dir: str):
     """The detector config turned into a short RPN-only SNIPER schedule on positive chips.
 
     Same backbone, RPN, chips and solver, but ``ProposalNetwork``, no negative chips, no
-    evaluation, and ``SNIPER.MINING.RPN_EPOCHS`` epochs of chips (warm-up and LR steps scaled to
-    the shorter schedule). Proposal extraction settings: ``POST_NMS_TOPK_TEST`` =
+    evaluation, and ``SNIPER.MINING.RPN_EPOCHS`` epochs of chips with no lr step (the authors'
+    2-epoch RPN run ends before their step at epoch 5.33); the warm-up is capped at a fifth of the
+    stage. Proposal extraction settings: ``POST_NMS_TOPK_TEST`` =
     ``SNIPER.MINING.PROPOSALS_PER_SCALE`` and ``RPN.NMS_THRESH`` = ``SNIPER.MINING.NMS_THRESH``.
 
     Args:
@@ -29,9 +30,8 @@ def rpn_stage_config(cfg, chips_per_epoch: int, output_dir: str):
     c.DATASETS.TEST = ()
     c.TEST.EVAL_PERIOD = 0
     iters = max(1, math.ceil(c.SNIPER.MINING.RPN_EPOCHS * chips_per_epoch / c.SOLVER.IMS_PER_BATCH))
-    ratio = iters / max(cfg.SOLVER.MAX_ITER, 1)
     c.SOLVER.MAX_ITER = iters
-    c.SOLVER.STEPS = tuple(s2 for s2 in (max(1, int(s * ratio)) for s in cfg.SOLVER.STEPS) if s2 < iters)
+    c.SOLVER.STEPS = ()
     c.SOLVER.WARMUP_ITERS = min(c.SOLVER.WARMUP_ITERS, max(1, iters // 5))
     c.SOLVER.CHECKPOINT_PERIOD = iters + 1  # only the final model
     c.OUTPUT_DIR = output_dir
