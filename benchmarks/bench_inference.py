@@ -121,6 +121,23 @@ def model_cfg(name, device):
     return cfg
 
 
+def one_thread_merge_seconds(calls, repeats):
+    """The recorded merges ``[(args, kwargs)]`` again, one thread: CPU s of each, fastest of
+    ``repeats`` runs."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    seconds = []
+    for merge_args, merge_kwargs in calls:
+        runs = []
+        for _ in range(repeats):
+            start = time.process_time()
+            merge_scale_detections(*merge_args, **merge_kwargs)
+            runs.append(time.process_time() - start)
+        seconds.append(min(runs))
+    torch.set_num_threads(threads)
+    return seconds
+
+
 def real_outputs(args):
     """Part 3: the authors' per-scale post-processing vs Detectron2's on a trained model."""
     import cv2
@@ -155,17 +172,7 @@ def real_outputs(args):
         multi_scale.merge_scale_detections = recording
         _, cpu = throughput(wrapper, inputs, args.device, on_warm=calls.clear)
         multi_scale.merge_scale_detections = merge_scale_detections
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        merge = []
-        for merge_args, merge_kwargs in calls:
-            runs = []
-            for _ in range(args.merge_repeats):
-                start = time.process_time()
-                merge_scale_detections(*merge_args, **merge_kwargs)
-                runs.append(time.process_time() - start)
-            merge.append(min(runs))
-        torch.set_num_threads(threads)
+        merge = one_thread_merge_seconds(calls, args.merge_repeats)
         counts = [statistics.mean(len(call[0][0][k]) for call in calls) for k in range(len(wrapper.scales))]
         label = "authors' (raw per scale)" if raw else "Detectron2 per-scale NMS/cap"
         print(
@@ -256,17 +263,7 @@ def main():
     multi, multi_cpu = throughput(
         wrapper, multi_inputs, args.device, on_warm=lambda: (merge_seconds.clear(), merge_calls.clear())
     )
-    # The same merges (the model's own detections) again, one thread, fastest of a few runs.
-    torch.set_num_threads(1)
-    merge_one_thread = []
-    for merge_args, merge_kwargs in merge_calls:
-        runs = []
-        for _ in range(args.merge_repeats):
-            start = time.process_time()
-            merge_scale_detections(*merge_args, **merge_kwargs)
-            runs.append(time.process_time() - start)
-        merge_one_thread.append(min(runs))
-    torch.set_num_threads(threads)
+    merge_one_thread = one_thread_merge_seconds(merge_calls, args.merge_repeats)
     print(
         f"== Throughput, {args.model.upper()}-FPN Faster R-CNN (random init), {IMAGE_WIDTH}x{IMAGE_HEIGHT} "
         f"images, {args.device}, {threads} threads, {args.images} images, batch 1 =="
