@@ -458,10 +458,17 @@ def verdict(table):
             d_ap = s["metrics"]["AP"][0] - best["metrics"]["AP"][0]
             d_aps = s["metrics"]["APs"][0] - best_s["metrics"]["APs"][0]
             cpu = s["train_cpu_s"] / max(r["train_cpu_s"] for r in base)
-            won = "SNIPER wins" if d_ap > 0 else "the baseline wins"
+            won = "SNIPER has the higher AP" if d_ap > 0 else "the baseline has the higher AP"
+            spread = max(s["metrics"]["AP"][1], best["metrics"]["AP"][1])
+            if s["seeds"] < 2 or best["seeds"] < 2:
+                noise = "; one seed: --seeds 3 shows the spread"
+            elif abs(d_ap) <= 2 * spread:
+                noise = f"; within the seeds' spread (+-{spread:.1f})"
+            else:
+                noise = f"; beyond the seeds' spread (+-{spread:.1f})"
             lines.append(
                 f"{s['label']}: AP {d_ap:+.1f} vs the best baseline ({best['label']}), APs {d_aps:+.1f} vs "
-                f"{best_s['label']}, training CPU x{cpu:.2f}: {won} (goal: +2 AP, +3 APs, CPU <= x1.00)."
+                f"{best_s['label']}, training CPU x{cpu:.2f}: {won}{noise} (goal: +2 AP, +3 APs, CPU <= x1.00)."
             )
         singles = [r for k, r in main.items() if k[0] == variant and k[1].startswith("scale:")]
         if singles:

@@ -41,9 +41,14 @@ def test_verdict_names_the_winner_against_the_best_baseline(bench):
     ]
     (line,) = bench.verdict(bench.summarise(results))
     assert line.startswith("(c) SNIPER: AP +3.0 vs the best baseline ((b) multi-size train + TTA), APs +4.0")
-    assert "training CPU x1.00: SNIPER wins" in line
+    assert "training CPU x1.00: SNIPER has the higher AP; one seed: --seeds 3 shows the spread" in line
     results[2] = run("sniper", 0, 11.0, 8.0, 560.0)
-    assert "the baseline wins" in bench.verdict(bench.summarise(results))[0]
+    assert "the baseline has the higher AP" in bench.verdict(bench.summarise(results))[0]
+    # with seeds, the difference is weighed against their spread
+    seeded = [run("multisize", 0, 10.0, 4.0, 600.0), run("multisize", 1, 14.0, 4.0, 600.0),
+              run("sniper", 0, 12.0, 8.0, 550.0), run("sniper", 1, 16.0, 8.0, 550.0)]
+    assert "AP +2.0" in bench.verdict(bench.summarise(seeded))[0]
+    assert "within the seeds' spread (+-2.0)" in bench.verdict(bench.summarise(seeded))[0]
 
 
 def test_per_scale_tests_are_rows_and_feed_the_multi_scale_check(bench):
