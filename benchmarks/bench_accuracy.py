@@ -481,7 +481,7 @@ def verdict(table):
     return lines
 
 
-def bar_chart(table, path):
+def bar_chart(table, path, title="Same training CPU budget per model"):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -498,7 +498,7 @@ def bar_chart(table, path):
     ax.set_xticks(range(len(rows)))
     ax.set_xticklabels([r["label"].replace(", ", ",\n") for r in rows], rotation=30, ha="right", fontsize=7)
     ax.set_ylabel("COCO AP (%)")
-    ax.set_title("Same training CPU budget per model", fontsize=9)
+    ax.set_title(title, fontsize=9)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -554,8 +554,10 @@ def report(args, results, start):
     text = markdown(table) + "\n\n" + "\n".join(verdict(table)) + "\n"
     with open(os.path.join(args.output, "accuracy.md"), "w") as f:
         f.write(text)
-    bar_chart(table, os.path.join(args.output, "accuracy.png"))
     first = results[0]
+    bar_chart(table, os.path.join(args.output, "accuracy.png"),
+              f"{first.get('train', args.train)} -> {first.get('test', args.test)}: "
+              f"{first.get('budget', args.budget):.0f} training CPU s per model")
     seeds = max(sum(r["variant"] == v for r in results) for v in {r["variant"] for r in results})
     print(f"\nTrain {first.get('train', args.train)}, test {first.get('test', args.test)}; "
           f"{first.get('budget', args.budget):.0f} training CPU s per model (one thread), {seeds} seed(s); "
