@@ -476,7 +476,7 @@ def verdict(table):
             gap = s["metrics"]["AP"][0] - best_single["metrics"]["AP"][0]
             lines.append(
                 f"{s['label']}: multi-scale test {gap:+.1f} AP vs its best single-scale test "
-                f"({best_single['label'].split(', ')[-1]}; goal: >= 0)."
+                f"({best_single['label'][best_single['label'].index('tested at'):]}; goal: >= 0)."
             )
     return lines
 
