@@ -245,12 +245,8 @@ def _evaluate(cfg, model, test_name, mode):
     elif mode == "single":
         cfg.TEST.AUG.ENABLED = False
     start = time.process_time()
-    if mode == "tta":
-        wrapped = GeneralizedRCNNWithTTA(cfg, model)
-        loader = SniperTrainer.build_test_loader(cfg, test_name)
-    else:
-        wrapped = build_inference_model(cfg, model)
-        loader = SniperTrainer.build_test_loader(cfg, test_name)
+    wrapped = GeneralizedRCNNWithTTA(cfg, model) if mode == "tta" else build_inference_model(cfg, model)
+    loader = SniperTrainer.build_test_loader(cfg, test_name)
     evaluator = COCOEvaluator(test_name, output_dir=None)
     results = inference_on_dataset(wrapped, loader, evaluator)["bbox"]
     return {k: float(results[k]) for k in METRICS}, time.process_time() - start

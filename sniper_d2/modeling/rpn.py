@@ -18,6 +18,7 @@ import torch
 from detectron2.config import configurable
 from detectron2.modeling import PROPOSAL_GENERATOR_REGISTRY
 from detectron2.modeling.proposal_generator import RPN
+from detectron2.modeling.proposal_generator.proposal_utils import find_top_rpn_proposals
 from detectron2.modeling.sampling import subsample_labels
 from detectron2.structures import Boxes, Instances, pairwise_iou
 from detectron2.utils.memory import retry_if_cuda_oom
@@ -74,31 +75,34 @@ class SniperRPN(RPN):
             self._proposal_ranges = None
 
     def predict_proposals(self, anchors, pred_objectness_logits, pred_anchor_deltas, image_sizes):
-        """Detectron2's proposal selection, with out-of-range proposals of training chips ranked
-        last (:data:`OUT_OF_RANGE_LOGIT_PENALTY`) before NMS and the top-k cuts."""
-        if self._proposal_ranges is not None:
-            with torch.no_grad():
-                in_range = self._in_range_proposals(anchors, pred_anchor_deltas, image_sizes)
-            pred_objectness_logits = [
-                torch.where(keep, logits, logits - OUT_OF_RANGE_LOGIT_PENALTY)
-                for keep, logits in zip(in_range, pred_objectness_logits)
+        """Detectron2's proposal selection; for training chips, out-of-range proposals are ranked
+        last (:data:`OUT_OF_RANGE_LOGIT_PENALTY`) before NMS and the top-k cuts. The proposals are
+        decoded once and handed, with the adjusted logits, to Detectron2's
+        ``find_top_rpn_proposals`` with the settings its ``RPN.predict_proposals`` uses."""
+        if self._proposal_ranges is None:
+            return super().predict_proposals(anchors, pred_objectness_logits, pred_anchor_deltas, image_sizes)
+        with torch.no_grad():
+            proposals = self._decode_proposals(anchors, pred_anchor_deltas)  # (N, R, 4) per level
+            logits = [
+                torch.where(self._in_range(level, image_sizes), scores, scores - OUT_OF_RANGE_LOGIT_PENALTY)
+                for level, scores in zip(proposals, pred_objectness_logits)
             ]
-        return super().predict_proposals(anchors, pred_objectness_logits, pred_anchor_deltas, image_sizes)
+            return find_top_rpn_proposals(
+                proposals, logits, image_sizes, self.nms_thresh, self.pre_nms_topk[self.training],
+                self.post_nms_topk[self.training], self.min_box_size, self.training,
+            )
 
-    def _in_range_proposals(self, anchors, pred_anchor_deltas, image_sizes) -> List[torch.Tensor]:
-        """Per feature level, bool (N, Hi*Wi*A): the decoded proposal, clipped to its image,
-        has a sqrt(area) in its chip's valid range (chip px)."""
+    def _in_range(self, proposals: torch.Tensor, image_sizes) -> torch.Tensor:
+        """Bool (N, R) for one level's decoded proposals (N, R, 4): clipped to its image, the
+        proposal's sqrt(area) is in its chip's valid range (chip px)."""
         masks = []
-        for proposals in self._decode_proposals(anchors, pred_anchor_deltas):  # (N, R, 4) per level
-            level = []
-            for image_index, (height, width) in enumerate(image_sizes):
-                boxes = proposals[image_index]
-                w = boxes[:, 2].clamp(0, width) - boxes[:, 0].clamp(0, width)
-                h = boxes[:, 3].clamp(0, height) - boxes[:, 1].clamp(0, height)
-                sizes = (w.clamp(min=0) * h.clamp(min=0)).sqrt()
-                level.append(self._proposal_ranges[image_index].contains_train(sizes))
-            masks.append(torch.stack(level))
-        return masks
+        for image_index, (height, width) in enumerate(image_sizes):
+            boxes = proposals[image_index]
+            w = boxes[:, 2].clamp(0, width) - boxes[:, 0].clamp(0, width)
+            h = boxes[:, 3].clamp(0, height) - boxes[:, 1].clamp(0, height)
+            sizes = (w.clamp(min=0) * h.clamp(min=0)).sqrt()
+            masks.append(self._proposal_ranges[image_index].contains_train(sizes))
+        return torch.stack(masks)
 
     @torch.no_grad()
     def label_and_sample_anchors(
