@@ -82,12 +82,14 @@ def _widest_stride(cfg, generator: ChipGenerator) -> int:
 
 
 def suggest_for_planner(
-    cfg, planner: ChipPlanner, target_chip_px: Optional[Tuple[float, float]] = None, max_factor: float = 3.0
+    cfg, planner: ChipPlanner, target_chip_px: Optional[Tuple[float, float]] = None, max_factor: float = 3.0,
+    boxes: Optional[DatasetBoxes] = None,
 ) -> Tuple[ScaleSuggestion, SizeDependence]:
     """Scales and valid ranges suggested for the training set of ``planner`` (built from ``cfg``),
-    and how much its object size follows image size (:func:`suggest_for_dataset`)."""
+    and how much its object size follows image size (:func:`suggest_for_dataset`). ``boxes``:
+    the planner's boxes if already gathered."""
     generator, table = planner.generator, planner.table
-    boxes = DatasetBoxes.from_table(table)
+    boxes = boxes if boxes is not None else DatasetBoxes.from_table(table)
     assignable = ~boxes.crowd
     return suggest_for_dataset(
         boxes.shapes.sizes[assignable],
@@ -216,7 +218,7 @@ def analyze_training_set(
         },
     }
     if suggest:
-        suggestion, dependence = suggest_for_planner(cfg, planner, target_chip_px, max_factor)
+        suggestion, dependence = suggest_for_planner(cfg, planner, target_chip_px, max_factor, boxes)
         report["suggestion"] = _suggestion_report(
             suggestion, dependence, generator, _widest_stride(cfg, generator), boxes, planner, max_examples
         )
