@@ -123,7 +123,8 @@ def add_sniper_config(cfg):
 def check_sniper_config(cfg) -> None:
     """Fail fast, with the key to fix, on SNIPER settings that cannot work.
 
-    Checks scale/valid-range parsing and lengths, the stride settings, the merge mode, that
+    Checks the bounds of every numeric SNIPER key, scale/valid-range parsing and lengths (errors
+    name the key: TRAIN or TEST), the stride settings, the merge mode, that
     every dataset in DATASETS.TRAIN / TEST is registered, one proposal file per training dataset,
     and that AMP/device settings fit the machine.
     """
@@ -134,20 +135,23 @@ def check_sniper_config(cfg) -> None:
     from .chips.valid_range import parse_valid_ranges
 
     s = cfg.SNIPER
+    _check_bounds(s)
     if s.RANGE_REFERENCE:
         try:
             parse_scale(s.RANGE_REFERENCE)
         except ValueError as e:
             raise ValueError(f"SNIPER.RANGE_REFERENCE: {e} Use () for original px.") from None
-    train_scales = parse_scales(s.TRAIN.SCALES)
-    parse_valid_ranges(s.TRAIN.VALID_RANGES, len(train_scales), "SNIPER.TRAIN.VALID_RANGES")
+    train_scales = _parsed("SNIPER.TRAIN.SCALES", parse_scales, s.TRAIN.SCALES)
+    _parsed("SNIPER.TRAIN.VALID_RANGES", parse_valid_ranges, s.TRAIN.VALID_RANGES, len(train_scales),
+            "SNIPER.TRAIN.VALID_RANGES")
     if len(s.NEG.MIN_PROPOSALS) != len(train_scales):
         raise ValueError(
             f"SNIPER.NEG.MIN_PROPOSALS has {len(s.NEG.MIN_PROPOSALS)} values but SNIPER.TRAIN.SCALES has "
             f"{len(train_scales)} scales: give one minimum proposal count per training scale."
         )
-    test_scales = parse_scales(s.TEST.SCALES)
-    parse_valid_ranges(s.TEST.VALID_RANGES, len(test_scales), "SNIPER.TEST.VALID_RANGES")
+    test_scales = _parsed("SNIPER.TEST.SCALES", parse_scales, s.TEST.SCALES)
+    _parsed("SNIPER.TEST.VALID_RANGES", parse_valid_ranges, s.TEST.VALID_RANGES, len(test_scales),
+            "SNIPER.TEST.VALID_RANGES")
     if not 1 <= s.TRAIN.CHIP_STRIDE < s.CHIP_SIZE - 1:
         raise ValueError(f"SNIPER.TRAIN.CHIP_STRIDE must be in [1, CHIP_SIZE - 2], got {s.TRAIN.CHIP_STRIDE}.")
     if s.TRAIN.CHIP_STRIDE_RANGE:
@@ -175,3 +179,50 @@ def check_sniper_config(cfg) -> None:
         raise RuntimeError("MODEL.DEVICE is 'cuda' but no GPU is available: add `MODEL.DEVICE cpu SOLVER.AMP.ENABLED False`.")
     if cfg.SOLVER.AMP.ENABLED and not cfg.MODEL.DEVICE.startswith("cuda"):
         raise RuntimeError("SOLVER.AMP.ENABLED needs a CUDA device (Detectron2's AMPTrainer): set it to False on CPU.")
+
+
+def _parsed(key, parse, *args):
+    """``parse(*args)``, its ValueError prefixed with the config key (unless it names it)."""
+    try:
+        return parse(*args)
+    except ValueError as e:
+        if key in str(e):
+            raise
+        raise ValueError(f"{key}: {e}") from None
+
+
+# key -> (test, what a valid value is); checked in check_sniper_config
+_BOUNDS = {
+    "CHIP_SIZE": (lambda v: _is_int(v) and v >= 16, "an integer >= 16 (chip px)"),
+    "SEED": (lambda v: _is_int(v) and v >= -1, "an integer >= 0, or -1 (use cfg.SEED)"),
+    "TRAIN.MIN_BOX_SIZE": (lambda v: _is_number(v) and v >= 0, "a number >= 0 (chip px)"),
+    "TRAIN.RPN_INVALID_IOU_THRESH": (lambda v: _is_number(v) and 0 <= v <= 1, "an IoU in [0, 1]"),
+    "NEG.CHIPS_PER_IMAGE": (lambda v: _is_int(v) and v >= 0, "an integer >= 0 (0: no negative chips)"),
+    "NEG.MIN_PROPOSALS": (lambda v: all(_is_int(x) and x >= 0 for x in v), "integers >= 0, one per training scale"),
+    "MINING.RPN_EPOCHS": (lambda v: _is_number(v) and v > 0, "a number of epochs > 0"),
+    "MINING.PROPOSALS_PER_SCALE": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "MINING.NMS_THRESH": (lambda v: _is_number(v) and 0 < v <= 1, "an IoU in (0, 1]"),
+    "TEST.SOFT_NMS_SIGMA": (lambda v: _is_number(v) and v > 0, "a number > 0"),
+    "TEST.NMS_THRESH": (lambda v: _is_number(v) and 0 < v <= 1, "an IoU in (0, 1]"),
+    "TEST.SCORE_THRESH": (lambda v: _is_number(v) and 0 <= v < 1, "a score in [0, 1)"),
+    "TEST.PROPOSALS_PER_SCALE": (lambda v: _is_int(v) and v >= 0, "an integer >= 0 (0: MODEL.RPN.POST_NMS_TOPK_TEST)"),
+    "TEST.DETECTIONS_PER_IMAGE": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+}
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_bounds(sniper_node) -> None:
+    """Raise naming the key whose value is out of its bounds (``_BOUNDS``)."""
+    for key, (ok, valid) in _BOUNDS.items():
+        node = sniper_node
+        for part in key.split("."):
+            node = node[part]
+        if not ok(node):
+            raise ValueError(f"SNIPER.{key} must be {valid}, got {node!r}.")

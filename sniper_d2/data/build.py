@@ -17,6 +17,7 @@ from .chip_dataset import ChipDataset
 from .chip_mapper import SniperChipMapper
 from .chip_plan import ChipPlanner
 from .chip_sampler import ChipSampler
+from .dataset_checks import check_class_lists, check_num_classes, check_scale_order
 from .negative_proposals import load_negative_proposals
 
 __all__ = ["SniperTrainLoader", "build_chip_planner", "build_sniper_train_loader", "get_training_dicts", "sniper_seed"]
@@ -44,10 +45,15 @@ def get_training_dicts(name: str):
 def build_chip_planner(cfg, check_files: bool = True) -> ChipPlanner:
     """The epoch chip planner for ``cfg.DATASETS.TRAIN`` (with negative proposals if configured).
 
-    ``check_files``: verify that every image file exists (False: annotations only, for analysis).
+    ``check_files``: for training: verify that every image file exists, that the datasets' classes
+    fit ``MODEL.ROI_HEADS.NUM_CLASSES`` and agree, and that the scales run finest first (False:
+    annotations only, for analysis).
     """
     names = list(cfg.DATASETS.TRAIN)
     datasets = [(name, get_training_dicts(name)) for name in names]
+    if check_files:
+        check_class_lists(names)
+        check_num_classes(datasets, cfg.MODEL.ROI_HEADS.NUM_CLASSES)
     files = list(cfg.SNIPER.NEG.PROPOSAL_FILES)
     proposals = None
     if files:
@@ -58,6 +64,8 @@ def build_chip_planner(cfg, check_files: bool = True) -> ChipPlanner:
             )
         proposals = [load_negative_proposals(f, n, d) for f, (n, d) in zip(files, datasets)]
     table = AnnotationTable(datasets, proposals, check_files=check_files)
+    if check_files:
+        check_scale_order(cfg.SNIPER.TRAIN.SCALES, table.sizes)
     return ChipPlanner(
         table,
         ChipGenerator.from_config(cfg),

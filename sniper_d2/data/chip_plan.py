@@ -140,6 +140,14 @@ class ChipPlanner:
 
     def no_chips_message(self) -> str:
         """Why an epoch came out empty, with the numbers a user needs to fix the config."""
+        crowd = sum(int(self.table[i].crowd.sum()) for i in range(len(self.table)))
+        if crowd and crowd == self.table.num_boxes:
+            return (
+                f"No image of the training set ({self._box_summary()}) yields any chip: every one of its "
+                f"{crowd} boxes is a crowd box (iscrowd=1), and crowd boxes never drive chips or train as "
+                "objects (they are ignore regions). Check the annotations' 'iscrowd' field (COCO: 0 for "
+                "ordinary objects), or add negative-chip proposals (SNIPER.NEG.PROPOSAL_FILES)."
+            )
         return (
             f"No image of the training set ({self._box_summary()}) yields any chip. {self._range_rule()}"
             "Widen the valid ranges so they cover your objects (tools/analyze_dataset.py --suggest "

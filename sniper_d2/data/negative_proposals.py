@@ -38,8 +38,16 @@ def load_negative_proposals(path: str, dataset_name: str, dataset_dicts: List[di
             f"Missing {where}. Produce it with `train_net.py --mine-negatives`, or set SNIPER.NEG.PROPOSAL_FILES "
             "to () to train on positive chips only."
         )
-    with open(path, "rb") as f:
-        data = pickle.load(f, encoding="latin1")
+    try:
+        with open(path, "rb") as f:
+            data = pickle.load(f, encoding="latin1")
+    except (EOFError, pickle.UnpicklingError, UnicodeDecodeError, AttributeError, ImportError, ValueError) as e:
+        size = os.path.getsize(path)
+        raise ValueError(
+            f"Cannot read {where}: it is {'empty' if size == 0 else f'truncated or not a pickle ({size} bytes)'} "
+            f"({type(e).__name__}: {e}). Regenerate it (delete it and re-run `train_net.py --mine-negatives`) "
+            "or set SNIPER.NEG.PROPOSAL_FILES to () to train on positive chips only."
+        ) from e
     if not isinstance(data, dict) or not {"ids", "boxes"} <= set(data):
         raise ValueError(f"Malformed {where}: expected a dict with 'ids' and 'boxes' (and 'objectness_logits').")
     ids, boxes = list(data["ids"]), list(data["boxes"])
@@ -68,6 +76,13 @@ def load_negative_proposals(path: str, dataset_name: str, dataset_dicts: List[di
             raise ValueError(f"{where}: boxes of image id {image_id!r} contain NaN or inf.")
         if mode != BoxMode.XYXY_ABS:
             b = BoxMode.convert(b, mode, BoxMode.XYXY_ABS)
+        inverted = np.flatnonzero((b[:, 2] < b[:, 0]) | (b[:, 3] < b[:, 1]))
+        if len(inverted):
+            raise ValueError(
+                f"{where}: proposal {inverted[0]} {b[inverted[0]].tolist()} of image id {image_id!r} has x2 < x1 "
+                f"or y2 < y1 ({len(inverted)} such proposals in this image). Proposals must be XYXY "
+                "(x1, y1, x2, y2) original px, or the file must say its 'bbox_mode': convert XYWH proposals."
+            )
         out[dataset_ids[str(image_id)]] = b
     absent = len(dataset_ids) - len(out)
     if absent:

@@ -35,12 +35,27 @@ def test_boxes_are_read_per_image_id(tmp_path):
     (dict(ids=[100, 101], boxes=box_arrays(1)), r"2 ids but 1 box arrays"),
     (dict(ids=[100, 100], boxes=box_arrays(2)), r"more than once: '100'"),
     (dict(boxes=box_arrays(1)), r"expected a dict with 'ids' and 'boxes'"),
+    (dict(ids=[100, 101], boxes=[np.zeros((1, 4)), np.array([[0.0, 0.0, 4.0, 4.0], [10.0, 5.0, 4.0, 8.0]])]),
+     r"proposal 1 \[10.0, 5.0, 4.0, 8.0\] of image id 101 has x2 < x1"),
 ])
 def test_malformed_files_name_the_problem(tmp_path, data, message):
     path = write(tmp_path / "p.pkl", **data)
     with pytest.raises(ValueError, match=message) as error:
         load_negative_proposals(path, "my_dataset", DICTS)
     assert "my_dataset" in str(error.value) and "p.pkl" in str(error.value)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", r"it is empty \(EOFError"),
+    (pickle.dumps(dict(ids=[100], boxes=box_arrays(1)))[:40], r"truncated or not a pickle \(40 bytes\)"),
+    (b"ids,boxes\n100,1 2 3 4\n", r"truncated or not a pickle"),
+])
+def test_unreadable_files_name_file_and_dataset(tmp_path, content, message):
+    path = tmp_path / "p.pkl"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=message) as error:
+        load_negative_proposals(str(path), "my_dataset", DICTS)
+    assert "my_dataset" in str(error.value) and "p.pkl" in str(error.value) and "--mine-negatives" in str(error.value)
 
 
 def test_missing_file_says_how_to_make_one(tmp_path):
