@@ -5,15 +5,16 @@ and the chip's valid range. A :class:`~sniper_d2.chip_instances.ChipInstances` c
 plain ``Instances`` (stock Detectron2 data) reads as "every box valid, no crowd, any size", which
 is exactly the rule stock Detectron2 applies.
 """
-from typing import List, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import torch
 from detectron2.structures import Boxes, Instances
+from detectron2.utils.events import get_event_storage
 
 from ..chip_instances import is_chip_instances
 from ..chips.valid_range import ValidRange
 
-__all__ = ["any_chip_targets", "box_flags", "chip_valid_range", "box_sizes"]
+__all__ = ["any_chip_targets", "box_flags", "chip_valid_range", "box_sizes", "put_chip_metrics"]
 
 
 def any_chip_targets(targets: List[Instances]) -> bool:
@@ -60,3 +61,15 @@ def chip_valid_range(targets: Instances, image_index: int) -> ValidRange:
 def box_sizes(boxes: Boxes) -> torch.Tensor:
     """sqrt(area) of each box, in the boxes' own px (chip px here); degenerate boxes give 0."""
     return boxes.area().clamp(min=0).sqrt()
+
+
+def put_chip_metrics(per_chip: Dict[str, Sequence[float]]) -> None:
+    """Put the batch mean of each per-chip count into the event storage as ``sniper/<name>``
+    (metrics.json, TensorBoard); a no-op outside a training loop (no storage)."""
+    try:
+        storage = get_event_storage()
+    except AssertionError:
+        return
+    for name, values in per_chip.items():
+        if len(values):
+            storage.put_scalar(f"sniper/{name}", sum(values) / len(values))

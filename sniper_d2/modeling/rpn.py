@@ -23,7 +23,7 @@ from detectron2.modeling.sampling import subsample_labels
 from detectron2.structures import Boxes, Instances, pairwise_iou
 from detectron2.utils.memory import retry_if_cuda_oom
 
-from .chip_targets import any_chip_targets, box_flags, chip_valid_range
+from .chip_targets import any_chip_targets, box_flags, chip_valid_range, put_chip_metrics
 
 __all__ = ["OUT_OF_RANGE_LOGIT_PENALTY", "SniperRPN"]
 
@@ -87,10 +87,14 @@ class SniperRPN(RPN):
                 torch.where(self._in_range(level, image_sizes), scores, scores - OUT_OF_RANGE_LOGIT_PENALTY)
                 for level, scores in zip(proposals, pred_objectness_logits)
             ]
-            return find_top_rpn_proposals(
+            selected = find_top_rpn_proposals(
                 proposals, logits, image_sizes, self.nms_thresh, self.pre_nms_topk[self.training],
                 self.post_nms_topk[self.training], self.min_box_size, self.training,
             )
+            put_chip_metrics({"in_range_proposals_per_chip": [
+                int((p.objectness_logits > -OUT_OF_RANGE_LOGIT_PENALTY / 2).sum()) for p in selected
+            ]})
+            return selected
 
     def _in_range(self, proposals: torch.Tensor, image_sizes) -> torch.Tensor:
         """Bool (N, R) for one level's decoded proposals (N, R, 4): clipped to its image, the
@@ -113,29 +117,38 @@ class SniperRPN(RPN):
         if not any_chip_targets(gt_instances):
             return super().label_and_sample_anchors(anchors, gt_instances)
         anchors = Boxes.cat(anchors)
-        labels, matched_boxes = [], []
+        labels, matched_boxes, counts = [], [], []
         for image_index, targets in enumerate(gt_instances):
             valid, _ = box_flags(targets, image_index)
-            labels_i, matched_boxes_i = self._label_chip_anchors(
+            labels_i, matched_boxes_i, ignored_i = self._label_chip_anchors(
                 anchors, targets.gt_boxes[valid], targets.gt_boxes[~valid], targets.image_size
             )
             labels.append(labels_i)
             matched_boxes.append(matched_boxes_i)
+            counts.append((int(valid.sum()), len(targets) - int(valid.sum()), ignored_i))
+        put_chip_metrics({
+            "valid_boxes_per_chip": [c[0] for c in counts],
+            "invalid_boxes_per_chip": [c[1] for c in counts],
+            "anchors_ignored_near_invalid_per_chip": [c[2] for c in counts],
+        })
         return labels, matched_boxes
 
     def _label_chip_anchors(
         self, anchors: Boxes, valid_boxes: Boxes, invalid_boxes: Boxes, image_size
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Match against the valid boxes, ignore anchors near invalid ones, then subsample."""
+    ) -> Tuple[torch.Tensor, torch.Tensor, int]:
+        """Match against the valid boxes, ignore anchors near invalid ones, then subsample.
+        Returns labels, matched boxes and the number of anchors ignored near invalid boxes."""
         match_quality = retry_if_cuda_oom(pairwise_iou)(valid_boxes, anchors)
         matched_idxs, labels = retry_if_cuda_oom(self.anchor_matcher)(match_quality)
         labels = labels.to(device=valid_boxes.device)
         del match_quality
 
+        ignored = 0
         if len(invalid_boxes) > 0:
             invalid_iou = retry_if_cuda_oom(pairwise_iou)(invalid_boxes, anchors)
             near_invalid = (invalid_iou > self.invalid_iou_thresh).any(dim=0)
             labels[near_invalid.to(device=labels.device)] = -1
+            ignored = int(near_invalid.sum())
         if self.anchor_boundary_thresh >= 0:
             labels[~anchors.inside_box(image_size, self.anchor_boundary_thresh)] = -1
 
@@ -150,4 +163,4 @@ class SniperRPN(RPN):
             matched_boxes = torch.zeros_like(anchors.tensor)
         else:
             matched_boxes = valid_boxes[matched_idxs].tensor
-        return labels, matched_boxes
+        return labels, matched_boxes, ignored

@@ -66,3 +66,18 @@ def test_inference_ranking_is_stock(tiny_cfg):
     with torch.no_grad():
         sizes = proposal_sizes(rpn, None)
     assert len(sizes) == 10 and (sizes >= 24).all()
+
+
+def test_training_step_records_chip_metrics_for_tensorboard(tiny_cfg):
+    rpn = build_rpn(tiny_cfg).train()
+    t = ChipInstances((64, 64), valid_range=(0.0, 24.0))
+    t.gt_boxes = Boxes(torch.tensor([[4.0, 4.0, 14.0, 14.0], [20.0, 20.0, 60.0, 60.0]]))
+    t.gt_classes = torch.zeros(2, dtype=torch.int64)
+    t.gt_valid = torch.tensor([True, False])  # the 40 px box is out of this chip's range
+    t.gt_crowd = torch.tensor([False, False])
+    with EventStorage() as storage:
+        proposal_sizes(rpn, [t])
+        metrics = {k: v[0] for k, v in storage.latest().items() if k.startswith("sniper/")}
+    assert metrics["sniper/valid_boxes_per_chip"] == 1 and metrics["sniper/invalid_boxes_per_chip"] == 1
+    assert metrics["sniper/anchors_ignored_near_invalid_per_chip"] > 0
+    assert metrics["sniper/in_range_proposals_per_chip"] == 10
