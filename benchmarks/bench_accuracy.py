@@ -275,7 +275,6 @@ def run_child(args):
     out_dir = os.path.join(args.output, f"{args.child}_seed{args.seed}")
     os.makedirs(out_dir, exist_ok=True)
     setup_logger(out_dir)
-    setup_logger(out_dir, name="sniper_d2")
     seed_all_rng(args.seed)
     for name, json_file, image_root in args.register_coco:
         from detectron2.data.datasets import register_coco_instances

@@ -5,6 +5,7 @@ Importing this package registers every SNIPER component in Detectron2's registri
 datasets (``sniper_shapes_train``, ``sniper_shapes_val``; generated on first use).
 """
 from . import modeling as _modeling  # noqa: F401  (registers the heads)
+from .log import forward_to_detectron2_logger
 from .chip_instances import ChipInstances
 from .config import add_sniper_config, check_sniper_config
 from .data import SniperChipMapper, build_sniper_train_loader
@@ -27,3 +28,5 @@ __all__ = [
     "check_sniper_config",
 ]
 __version__ = "0.1.0"
+
+forward_to_detectron2_logger()  # sniper_d2's log lines reach Detectron2's console and log.txt
