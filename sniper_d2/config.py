@@ -68,6 +68,16 @@ def add_sniper_config(cfg):
     # chips have no valid range (all proposals train the box head): the chips stay SNIPER's,
     # but objects of the wrong size for a scale are learned at that scale too.
     cfg.SNIPER.TRAIN.IGNORE_INVALID = True
+    # Before training, every image's header is read once (the file exists, is an image, is not cut
+    # short, has the annotated size; cached per dataset in OUTPUT_DIR/sniper_image_check). True:
+    # missing, unreadable and truncated images are left out of training (logged with their
+    # count) instead of failing. Size mismatches fail either way.
+    cfg.SNIPER.TRAIN.SKIP_UNREADABLE_IMAGES = False
+    # MiB of decoded images that each data-loader worker (each process: the budget is per
+    # worker, so a machine holds up to NUM_WORKERS x GPUs x this) keeps for images it reads again
+    # in the epoch, so an image with many chips (huge images, dense boxes) is decoded once, not
+    # once per chip. Only images expected to be read twice or more by a worker are kept. 0: off.
+    cfg.SNIPER.TRAIN.DECODE_CACHE_MB = 1024
 
     # ---- Training: negative chips -----------------------------------------------------------
     cfg.SNIPER.NEG = CN()

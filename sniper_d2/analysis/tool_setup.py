@@ -3,9 +3,9 @@ import argparse
 
 from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog
-from detectron2.data.datasets import register_coco_instances
 
 from ..config import add_sniper_config
+from ..data import register_coco_with_sizes
 
 __all__ = ["tool_argument_parser", "tool_config"]
 
@@ -17,7 +17,8 @@ def tool_argument_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--register-coco", nargs=3, action="append", default=[], metavar=("NAME", "JSON_FILE", "IMAGE_ROOT"),
         help="register a COCO-format annotation file as dataset NAME before reading the config "
-        "(repeatable); select it with DATASETS.TRAIN \"('NAME',)\"",
+        "(repeatable; images without width/height in the file get them from their headers); select "
+        "it with DATASETS.TRAIN \"('NAME',)\"",
     )
     parser.add_argument(
         "opts", nargs=argparse.REMAINDER, default=[],
@@ -33,7 +34,7 @@ def tool_config(args):
             raise ValueError(
                 f"--register-coco: a dataset named '{name}' is already registered; choose another name."
             )
-        register_coco_instances(name, {}, json_file, image_root)
+        register_coco_with_sizes(name, json_file, image_root)
     cfg = get_cfg()
     add_sniper_config(cfg)
     cfg.merge_from_file(args.config_file)

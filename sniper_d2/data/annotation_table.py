@@ -11,18 +11,11 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 from detectron2.structures import BoxMode
-from PIL import Image
 
 from ..chips import check_boxes
+from .image_files import image_file_size, image_ref
 
 __all__ = ["AnnotationTable", "ImageAnnotations", "image_ref"]
-
-_EXIF_ORIENTATION = 274
-
-
-def image_ref(dataset: str, image_id, file_name: str) -> str:
-    """How errors name an image: dataset, image id and file."""
-    return f"dataset '{dataset}', image_id {image_id!r} ({file_name})"
 
 
 @dataclass(frozen=True)
@@ -51,10 +44,7 @@ def _image_size(record: dict, dataset: str) -> Tuple[int, int]:
         return int(record["width"]), int(record["height"])
     file_name = record["file_name"]
     try:
-        with Image.open(file_name) as im:
-            w, h = im.size
-            # EXIF orientations 5-8 are stored rotated by 90 degrees (Detectron2 reads them upright)
-            return (h, w) if im.getexif().get(_EXIF_ORIENTATION, 1) in (5, 6, 7, 8) else (w, h)
+        return image_file_size(file_name)
     except OSError as e:
         raise FileNotFoundError(
             f"Cannot read {image_ref(dataset, record.get('image_id'), file_name)}: {e}. "

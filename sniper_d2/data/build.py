@@ -1,10 +1,12 @@
 """Wiring the SNIPER training data pipeline into Detectron2's ``build_detection_train_loader``.
 
-annotations (``DatasetCatalog``) -> :class:`AnnotationTable` -> :class:`ChipPlanner` (chips per
-epoch) -> :class:`ChipSampler` (keys, sharded by rank) -> :class:`ChipDataset` ->
-:class:`SniperChipMapper` -> batches of ``SOLVER.IMS_PER_BATCH`` chips (over all ranks).
+annotations (``DatasetCatalog``) -> image headers checked (:func:`check_training_images`) ->
+:class:`AnnotationTable` -> :class:`ChipPlanner` (chips per epoch) -> :class:`ChipSampler` (keys,
+sharded by rank) -> :class:`ChipDataset` -> :class:`SniperChipMapper` -> batches of
+``SOLVER.IMS_PER_BATCH`` chips (over all ranks).
 """
 import logging
+import os
 from typing import Optional
 
 from detectron2.data import DatasetCatalog, build_detection_train_loader
@@ -18,6 +20,7 @@ from .chip_mapper import SniperChipMapper
 from .chip_plan import ChipPlanner
 from .chip_sampler import ChipSampler
 from .dataset_checks import check_class_lists, check_num_classes, check_scale_order
+from .image_files import check_training_images
 from .negative_proposals import load_negative_proposals
 
 __all__ = ["SniperTrainLoader", "build_chip_planner", "build_sniper_train_loader", "get_training_dicts", "sniper_seed"]
@@ -45,8 +48,11 @@ def get_training_dicts(name: str):
 def build_chip_planner(cfg, check_files: bool = True) -> ChipPlanner:
     """The epoch chip planner for ``cfg.DATASETS.TRAIN`` (with negative proposals if configured).
 
-    ``check_files``: for training: verify that every image file exists, that the datasets' classes
-    fit ``MODEL.ROI_HEADS.NUM_CLASSES`` and agree, and that the scales run finest first (False:
+    ``check_files``: for training: read every image's header (the file exists, is an image, is not
+    truncated and has the annotated size; fail naming each problem, or skip unreadable images with
+    ``SNIPER.TRAIN.SKIP_UNREADABLE_IMAGES``; the result is cached per dataset under
+    ``OUTPUT_DIR/sniper_image_check``), check that the datasets' classes fit
+    ``MODEL.ROI_HEADS.NUM_CLASSES`` and agree, and that the scales run finest first (False:
     annotations only, for analysis).
     """
     names = list(cfg.DATASETS.TRAIN)
@@ -63,7 +69,17 @@ def build_chip_planner(cfg, check_files: bool = True) -> ChipPlanner:
                 "datasets: give one proposal file per training dataset, in the same order."
             )
         proposals = [load_negative_proposals(f, n, d) for f, (n, d) in zip(files, datasets)]
-    table = AnnotationTable(datasets, proposals, check_files=check_files)
+    if check_files:
+        checked = check_training_images(
+            datasets,
+            skip_unreadable=cfg.SNIPER.TRAIN.SKIP_UNREADABLE_IMAGES,
+            cache_dir=os.path.join(cfg.OUTPUT_DIR, "sniper_image_check"),
+            write_cache=comm.is_main_process(),
+        )
+        datasets = checked.datasets
+        if checked.cached:
+            logger.info(f"Image files of {', '.join(checked.cached)}: unchanged since checked (OUTPUT_DIR/sniper_image_check)")
+    table = AnnotationTable(datasets, proposals, check_files=False)
     if check_files:
         check_scale_order(cfg.SNIPER.TRAIN.SCALES, table.sizes)
     return ChipPlanner(

@@ -8,6 +8,10 @@ of the image that, shifted, scaled and clipped to the chip, is at least ``min_bo
 wide and high, with its class, its ``gt_valid`` flag (SNIPER_SPEC section 4) and ``gt_crowd``.
 With ``ignore_invalid=False`` (``SNIPER.TRAIN.IGNORE_INVALID``, an ablation) every non-crowd box
 is valid and the chip's valid range is unbounded.
+
+Decoded images are cached per process (``SNIPER.TRAIN.DECODE_CACHE_MB``, see
+:class:`~sniper_d2.data.chip_image.DecodedImageCache`): an image with many chips in the epoch is
+decoded once per data-loader worker instead of once per chip.
 """
 from typing import List
 
@@ -16,11 +20,13 @@ import torch
 from detectron2.config import configurable
 from detectron2.data import transforms as T
 from detectron2.structures import Boxes
+from detectron2.utils import comm
+from torch.utils.data import get_worker_info
 
 from ..chip_instances import ChipInstances
 from ..chips import ValidRange, parse_scale, parse_valid_ranges
 from .chip_augmentations import build_chip_augmentations
-from .chip_image import read_chip_image
+from .chip_image import DecodedImageCache, read_chip_image
 
 __all__ = ["SniperChipMapper", "chip_ground_truth"]
 
@@ -55,6 +61,7 @@ class SniperChipMapper:
         min_box_size: float = 10.0,
         ignore_invalid: bool = True,
         range_reference=None,
+        decode_cache_mb: float = 0.0,
     ):
         """
         Args:
@@ -65,6 +72,8 @@ class SniperChipMapper:
             ignore_invalid: False: every non-crowd box is valid and the chip's range unbounded.
             range_reference: frame of ``valid_ranges`` (``SNIPER.RANGE_REFERENCE``): None =
                 original px, else a scale whose resized image's px the ranges are in.
+            decode_cache_mb: MiB of decoded images each process (each data-loader worker) may
+                keep; 0: decode every chip's image anew.
         """
         self.valid_ranges = list(valid_ranges)
         self.image_format = image_format
@@ -72,6 +81,7 @@ class SniperChipMapper:
         self.min_box_size = float(min_box_size)
         self.ignore_invalid = bool(ignore_invalid)
         self.range_reference = parse_scale(range_reference) if range_reference else None
+        self.decode_cache = DecodedImageCache(decode_cache_mb) if decode_cache_mb > 0 else None
 
     @classmethod
     def from_config(cls, cfg, is_train: bool = True):
@@ -84,7 +94,16 @@ class SniperChipMapper:
             "min_box_size": cfg.SNIPER.TRAIN.MIN_BOX_SIZE,
             "ignore_invalid": cfg.SNIPER.TRAIN.IGNORE_INVALID,
             "range_reference": cfg.SNIPER.RANGE_REFERENCE,
+            "decode_cache_mb": cfg.SNIPER.TRAIN.DECODE_CACHE_MB,
         }
+
+    @staticmethod
+    def _expected_reads(dataset_dict: dict) -> float:
+        """How often this process reads the chip's image in the epoch: its chips over all readers
+        (ranks x data-loader workers, which split the chip sequence evenly)."""
+        worker = get_worker_info()
+        readers = comm.get_world_size() * (worker.num_workers if worker is not None else 1)
+        return dataset_dict.get("sniper_image_chips", 0) / readers
 
     def __call__(self, dataset_dict: dict) -> dict:
         chip = dataset_dict["sniper_chip"]
@@ -96,6 +115,8 @@ class SniperChipMapper:
             chip.size,
             self.image_format,
             ref=dataset_dict["sniper_ref"],
+            cache=self.decode_cache,
+            reads=self._expected_reads(dataset_dict) if self.decode_cache is not None else 0.0,
         )
         # boxes use the pixels' exact offset (planned origin + sub-pixel residual)
         origin = (chip.origin[0] + rx, chip.origin[1] + ry)
