@@ -127,6 +127,19 @@ def add_sniper_config(cfg):
     cfg.SNIPER.TEST.PROPOSALS_PER_SCALE = 300
     # Detections kept per image after merging.
     cfg.SNIPER.TEST.DETECTIONS_PER_IMAGE = 200
+    # Tiled inference for huge images (sniper_d2/inference/tiling.py): memory bounded by one tile
+    # instead of the whole scaled image. Side of the square tiles, scaled px (px of the image
+    # resized to the test scale); 0: off, every scale runs on whole images.
+    cfg.SNIPER.TEST.TILE_SIZE = 0
+    # Least overlap of neighbouring tiles, scaled px. Each tile keeps the detections centred in
+    # its share of the overlaps and not cut by an edge it shares with another tile, so objects up
+    # to this size (minus 4 px) are found whole and once; give at least the largest object a
+    # tiled scale's valid range admits (hi x scale factor).
+    cfg.SNIPER.TEST.TILE_OVERLAP = 256
+    # Tile a scale only when its scaled image's longer side exceeds this, px (e.g. 4000: only
+    # the finest scale of huge images); 0: whenever TILE_SIZE > 0 (an image that fits in one
+    # tile gives one tile, the whole image, with the same detections as untiled).
+    cfg.SNIPER.TEST.TILE_ABOVE = 0
     return cfg
 
 
@@ -170,6 +183,8 @@ def check_sniper_config(cfg) -> None:
             raise ValueError(
                 f"SNIPER.TRAIN.CHIP_STRIDE_RANGE must be () or (min, max) with 1 <= min <= max < CHIP_SIZE - 1, got {r}."
             )
+    if s.TRAIN.ENABLED:
+        _check_chip_aware_heads(cfg)
     if s.TEST.MERGE not in ("soft_nms", "nms"):
         raise ValueError(f"SNIPER.TEST.MERGE must be 'soft_nms' or 'nms', got {s.TEST.MERGE!r}.")
     registered = set(DatasetCatalog.list())
@@ -189,6 +204,32 @@ def check_sniper_config(cfg) -> None:
         raise RuntimeError("MODEL.DEVICE is 'cuda' but no GPU is available: add `MODEL.DEVICE cpu SOLVER.AMP.ENABLED False`.")
     if cfg.SOLVER.AMP.ENABLED and not cfg.MODEL.DEVICE.startswith("cuda"):
         raise RuntimeError("SOLVER.AMP.ENABLED needs a CUDA device (Detectron2's AMPTrainer): set it to False on CPU.")
+
+
+def _check_chip_aware_heads(cfg) -> None:
+    """With the chip loader, the RPN and ROI heads must read SNIPER's chip labels: stock heads
+    would train invalid (out-of-range, other chips', crowd) boxes as positives."""
+    from detectron2.modeling import PROPOSAL_GENERATOR_REGISTRY, ROI_HEADS_REGISTRY
+
+    from .modeling import SniperProposalLabels, SniperRPN
+
+    wanted = [("MODEL.PROPOSAL_GENERATOR.NAME", cfg.MODEL.PROPOSAL_GENERATOR.NAME, PROPOSAL_GENERATOR_REGISTRY,
+               SniperRPN, "SniperRPN")]
+    if cfg.MODEL.META_ARCHITECTURE != "ProposalNetwork":
+        wanted.append(("MODEL.ROI_HEADS.NAME", cfg.MODEL.ROI_HEADS.NAME, ROI_HEADS_REGISTRY, SniperProposalLabels,
+                       "SniperStandardROIHeads (FPN) or SniperRes5ROIHeads (C4)"))
+    for key, name, registry, base, fix in wanted:
+        try:
+            cls = registry.get(name)
+        except KeyError:
+            raise KeyError(f"{key} '{name}' is not registered in Detectron2's {registry._name} registry.") from None
+        if not (isinstance(cls, type) and issubclass(cls, base)):
+            raise ValueError(
+                f"SNIPER.TRAIN.ENABLED trains on chips, but {key} is '{name}', which ignores SNIPER's chip "
+                f"labels: boxes outside a chip's valid range would train as positives. Set {key} to {fix} "
+                f"(or a subclass of {base.__name__}), or set SNIPER.TRAIN.ENABLED False for Detectron2's "
+                "single-image training."
+            )
 
 
 def _parsed(key, parse, *args):
@@ -217,6 +258,9 @@ _BOUNDS = {
     "TEST.SCORE_THRESH": (lambda v: _is_number(v) and 0 <= v < 1, "a score in [0, 1)"),
     "TEST.PROPOSALS_PER_SCALE": (lambda v: _is_int(v) and v >= 0, "an integer >= 0 (0: MODEL.RPN.POST_NMS_TOPK_TEST)"),
     "TEST.DETECTIONS_PER_IMAGE": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "TEST.TILE_SIZE": (lambda v: _is_int(v) and (v == 0 or v >= 32), "0 (off) or an integer >= 32 (scaled px)"),
+    "TEST.TILE_OVERLAP": (lambda v: _is_int(v) and v >= 0, "an integer >= 0 (scaled px), below TEST.TILE_SIZE"),
+    "TEST.TILE_ABOVE": (lambda v: _is_int(v) and v >= 0, "an integer >= 0 (scaled px; 0: tile every scale)"),
 }
 
 

@@ -15,8 +15,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def sniper_cfg():
+    """Detectron2's defaults + SNIPER's, with the chip-aware heads (as the Base configs set them)."""
     cfg = get_cfg()
     add_sniper_config(cfg)
+    cfg.MODEL.PROPOSAL_GENERATOR.NAME, cfg.MODEL.ROI_HEADS.NAME = "SniperRPN", "SniperStandardROIHeads"
     return cfg
 
 
@@ -108,6 +110,20 @@ def test_unregistered_dataset_fails_at_start_up():
     cfg.DATASETS.TRAIN = ("my_typo_dataset",)
     with pytest.raises(KeyError, match="DATASETS.TRAIN names 'my_typo_dataset'"):
         check_sniper_config(cfg)
+
+
+@pytest.mark.parametrize("key, stock, message", [
+    ("MODEL.PROPOSAL_GENERATOR.NAME", "RPN", r"MODEL.PROPOSAL_GENERATOR.NAME is 'RPN', which ignores SNIPER's chip labels.*Set MODEL.PROPOSAL_GENERATOR.NAME to SniperRPN"),
+    ("MODEL.ROI_HEADS.NAME", "StandardROIHeads", r"MODEL.ROI_HEADS.NAME is 'StandardROIHeads'.*SniperStandardROIHeads"),
+])
+def test_chip_training_with_stock_heads_fails_at_start_up(key, stock, message):
+    cfg = sniper_cfg()
+    check_sniper_config_cpu(cfg)
+    cfg.merge_from_list([key, stock])
+    with pytest.raises(ValueError, match=message):
+        check_sniper_config_cpu(cfg)
+    cfg.SNIPER.TRAIN.ENABLED = False  # Detectron2's own loader: stock heads are right
+    check_sniper_config_cpu(cfg)
 
 
 def test_amp_on_cpu_fails_with_the_fix():
