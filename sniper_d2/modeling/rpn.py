@@ -12,6 +12,7 @@ box head receives up to ``POST_NMS_TOPK_TRAIN`` in-range proposals even when its
 proposals are out of range. Out-of-range proposals that still fill the last slots are ignored by
 the SNIPER ROI heads. Plain ``Instances`` targets train as stock RPN.
 """
+import logging
 from typing import List, Tuple
 
 import torch
@@ -27,6 +28,8 @@ from .chip_targets import any_chip_targets, box_flags, chip_valid_range, put_chi
 
 __all__ = ["OUT_OF_RANGE_LOGIT_PENALTY", "SniperRPN"]
 
+logger = logging.getLogger(__name__)
+
 # Subtracted from the objectness logit of out-of-range training proposals: ranks them below all
 # in-range ones (logits are far smaller in magnitude) and stays finite in fp16.
 OUT_OF_RANGE_LOGIT_PENALTY = 1.0e4
@@ -38,10 +41,13 @@ class SniperRPN(RPN):
     SniperRPN``)."""
 
     @configurable
-    def __init__(self, *, invalid_iou_thresh: float = 0.3, **kwargs):
+    def __init__(self, *, invalid_iou_thresh: float = 0.3, expects_chip_targets: bool = False, **kwargs):
         """
         Args:
             invalid_iou_thresh: an anchor whose IoU with any invalid box is above this is ignored.
+            expects_chip_targets: the config trains on SNIPER chips (``SNIPER.TRAIN.ENABLED``):
+                training batches of plain ``Instances`` then get a one-time warning (the data
+                loader is not SNIPER's, so every box trains as valid).
             kwargs: the arguments of Detectron2's ``RPN``.
         """
         super().__init__(**kwargs)
@@ -51,6 +57,8 @@ class SniperRPN(RPN):
                 "set it in [0, 1] (SNIPER uses 0.3)."
             )
         self.invalid_iou_thresh = invalid_iou_thresh
+        self.expects_chip_targets = expects_chip_targets
+        self._warned_plain = False
         self._proposal_ranges = None  # per image of the current training batch, chip px
 
     @classmethod
@@ -62,6 +70,7 @@ class SniperRPN(RPN):
             )
         ret = super().from_config(cfg, input_shape)
         ret["invalid_iou_thresh"] = cfg.SNIPER.TRAIN.RPN_INVALID_IOU_THRESH
+        ret["expects_chip_targets"] = cfg.SNIPER.TRAIN.ENABLED
         return ret
 
     def forward(self, images, features, gt_instances=None):
@@ -69,6 +78,15 @@ class SniperRPN(RPN):
         range-aware (:meth:`predict_proposals`)."""
         if self.training and gt_instances is not None and any_chip_targets(gt_instances):
             self._proposal_ranges = [chip_valid_range(t, i) for i, t in enumerate(gt_instances)]
+        elif self.training and gt_instances is not None and self.expects_chip_targets and not self._warned_plain:
+            self._warned_plain = True
+            logger.warning(
+                "SniperRPN is training on plain Instances, not SNIPER chips, although "
+                "SNIPER.TRAIN.ENABLED is True: the data loader is not SNIPER's (e.g. DefaultTrainer's), "
+                "so there are no valid ranges and every box trains as an object at every scale. Train "
+                "with sniper_d2.SniperTrainer (or build_sniper_train_loader), or set "
+                "SNIPER.TRAIN.ENABLED False for single-image training."
+            )
         try:
             return super().forward(images, features, gt_instances)
         finally:

@@ -1,6 +1,8 @@
 """Chip-aware proposal selection (SNIPER_SPEC section 4): in training, out-of-range proposals are
 ranked below every in-range one before NMS and the top-k cuts, so the box head still gets
 in-range proposals when the best-scoring ones are out of range."""
+import logging
+
 import torch
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import build_proposal_generator
@@ -81,3 +83,13 @@ def test_training_step_records_chip_metrics_for_tensorboard(tiny_cfg):
     assert metrics["sniper/valid_boxes_per_chip"] == 1 and metrics["sniper/invalid_boxes_per_chip"] == 1
     assert metrics["sniper/anchors_ignored_near_invalid_per_chip"] > 0
     assert metrics["sniper/in_range_proposals_per_chip"] == 10
+
+
+def test_chip_config_trained_without_chips_warns_once(tiny_cfg, caplog):
+    rpn = build_rpn(tiny_cfg).train()  # tiny_cfg keeps SNIPER.TRAIN.ENABLED True
+    with EventStorage(), caplog.at_level(logging.WARNING):
+        proposal_sizes(rpn, [targets(chip=True)])
+        assert "plain Instances" not in caplog.text
+        proposal_sizes(rpn, [targets(chip=False)])
+        proposal_sizes(rpn, [targets(chip=False)])
+    assert caplog.text.count("SniperRPN is training on plain Instances") == 1
