@@ -10,13 +10,14 @@ from .chip_instances import ChipInstances
 from .config import add_sniper_config, check_sniper_config
 from .data import SniperChipMapper, build_sniper_train_loader
 from .engine import SniperTrainer
-from .inference import SniperMultiScaleInference, build_inference_model, build_test_mapper
+from .inference import SniperMultiScaleInference, SniperPredictor, build_inference_model, build_test_mapper
 from .modeling import SniperRes5ROIHeads, SniperRPN, SniperStandardROIHeads
 
 __all__ = [
     "ChipInstances",
     "SniperChipMapper",
     "SniperMultiScaleInference",
+    "SniperPredictor",
     "SniperRPN",
     "SniperRes5ROIHeads",
     "SniperStandardROIHeads",

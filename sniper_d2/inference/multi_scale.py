@@ -11,8 +11,12 @@ Per scale, the authors keep every box-head detection above the score threshold (
 NMS, no cap) and 300 RPN proposals (SNIPER_SPEC section 6): with ``raw_scale_detections`` the
 wrapper sets the model's box predictors and RPN accordingly for its own calls and restores them
 afterwards, so the wrapped model still behaves as configured when called directly.
+
+With ``tile_size`` (``SNIPER.TEST.TILE_SIZE``), a scale whose scaled image is large is run tile
+by tile instead (:mod:`sniper_d2.inference.tiling`): memory stays bounded by one tile.
 """
 import contextlib
+import logging
 from typing import Dict, List, Optional, Sequence
 
 import torch
@@ -26,9 +30,12 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..chips.scales import ScaleLike, ScaleSpec, parse_scale, parse_scales, scaled_size
 from ..chips.valid_range import parse_valid_ranges
-from .scale_merge import MERGE_METHODS, merge_scale_detections
+from .scale_merge import MERGE_METHODS, filter_by_valid_range, merge_scale_detections
+from .tiling import BORDER_TOLERANCE, check_tile_settings, crop_tile_input, owned_detections, tile_grid, tiling_applies
 
 __all__ = ["SniperMultiScaleInference", "build_inference_model", "build_test_mapper", "scale_test_inputs"]
+
+logger = logging.getLogger(__name__)
 
 
 def _describe(inputs: Dict, position: int) -> str:
@@ -132,6 +139,9 @@ class SniperMultiScaleInference(nn.Module):
         range_reference=None,
         raw_scale_detections: bool = False,
         proposals_per_scale: int = 0,
+        tile_size: int = 0,
+        tile_overlap: int = 256,
+        tile_above: int = 0,
     ):
         """
         Args:
@@ -149,7 +159,15 @@ class SniperMultiScaleInference(nn.Module):
                 the image resized to it (``SNIPER.RANGE_REFERENCE``).
             raw_scale_detections: per scale, no NMS, no cap, score threshold ``score_thresh``
                 (the authors'); False: the model's own post-processing at every scale.
-            proposals_per_scale: RPN proposals per image and scale; 0: the model's own.
+            proposals_per_scale: RPN proposals per image and scale (per tile when tiled); 0: the
+                model's own.
+            tile_size: 0: whole images at every scale. Else a scale whose scaled image's longer
+                side exceeds ``tile_above`` px runs in square tiles of at most this many scaled
+                px (:mod:`sniper_d2.inference.tiling`), one image and tile per detector call.
+            tile_overlap: least overlap of neighbouring tiles, scaled px; objects up to about
+                this size are found whole in some tile.
+            tile_above: see ``tile_size``; 0: tile every scale (an image that fits in one tile
+                gives one tile, the whole image).
         """
         super().__init__()
         if isinstance(model, DistributedDataParallel):
@@ -192,6 +210,15 @@ class SniperMultiScaleInference(nn.Module):
                 "FastRCNNOutputLayers (test_nms_thresh / test_score_thresh / test_topk_per_image); "
                 f"{type(model).__name__} has none: set it to False."
             )
+        check_tile_settings(tile_size, tile_overlap, tile_above)
+        heads = getattr(model, "roi_heads", None)
+        if tile_size and (getattr(heads, "mask_on", False) or getattr(heads, "keypoint_on", False)):
+            raise ValueError(
+                "SNIPER.TEST.TILE_SIZE: tiled inference stitches box detections only, and this model also "
+                "predicts masks or keypoints (MODEL.MASK_ON / MODEL.KEYPOINT_ON): set TILE_SIZE to 0."
+            )
+        self.tile_size, self.tile_overlap, self.tile_above = int(tile_size), int(tile_overlap), int(tile_above)
+        self._overlap_warned = set()
         self.merge = merge
         self.soft_nms_sigma = float(soft_nms_sigma)
         self.nms_thresh = float(nms_thresh)
@@ -214,6 +241,9 @@ class SniperMultiScaleInference(nn.Module):
             "range_reference": cfg.SNIPER.RANGE_REFERENCE,
             "raw_scale_detections": test.RAW_SCALE_DETECTIONS,
             "proposals_per_scale": test.PROPOSALS_PER_SCALE,
+            "tile_size": test.TILE_SIZE,
+            "tile_overlap": test.TILE_OVERLAP,
+            "tile_above": test.TILE_ABOVE,
         }
 
     def forward(self, batched_inputs: List[Dict]) -> List[Dict[str, Instances]]:
@@ -230,10 +260,8 @@ class SniperMultiScaleInference(nn.Module):
             )
         per_scale = []
         with torch.no_grad(), self._scale_postprocessing():
-            for scale in self.scales:
-                scaled_inputs = scale_test_inputs(batched_inputs, scale, device=self.model.device)
-                outputs = self.model.inference(scaled_inputs, do_postprocess=True)
-                per_scale.append([output["instances"] for output in outputs])
+            for scale_index in range(len(self.scales)):
+                per_scale.append(self._scale_detections(batched_inputs, scale_index))
             return [
                 {
                     "instances": merge_scale_detections(
@@ -248,6 +276,65 @@ class SniperMultiScaleInference(nn.Module):
                 }
                 for i in range(len(batched_inputs))
             ]
+
+    def _scale_detections(self, batched_inputs: List[Dict], scale_index: int) -> List[Instances]:
+        """One scale's detections of every input, original px: the inputs that are not tiled in
+        one batch, then each tiled input tile by tile."""
+        scale = self.scales[scale_index]
+        detections: List[Optional[Instances]] = [None] * len(batched_inputs)
+        whole = []
+        for position, inputs in enumerate(batched_inputs):
+            height, width = _original_size(inputs, position)
+            factor = scale.factor(width, height)
+            if tiling_applies(width, height, factor, self.tile_size, self.tile_above):
+                detections[position] = self._tiled_detections(inputs, position, scale_index, factor)
+            else:
+                whole.append(position)
+        if whole:
+            scaled_inputs = scale_test_inputs([batched_inputs[i] for i in whole], scale, device=self.model.device)
+            outputs = self.model.inference(scaled_inputs, do_postprocess=True)
+            for position, output in zip(whole, outputs):
+                detections[position] = output["instances"]
+        return detections
+
+    def _tiled_detections(self, inputs: Dict, position: int, scale_index: int, factor: float) -> Instances:
+        """One input's detections at one scale, tile by tile: each tile's region of the original
+        image is resized alone, run, and keeps its own detections in the scale's valid range."""
+        image = inputs["image"]
+        height, width = _original_size(inputs, position)
+        if tuple(image.shape[1:]) != (height, width):
+            raise ValueError(
+                f"{_describe(inputs, position)}: tiled inference (SNIPER.TEST.TILE_SIZE) cuts tiles from the "
+                f"image at original resolution, {height}x{width} px ('height'/'width'), but the image is "
+                f"{image.shape[1]}x{image.shape[2]} px: use build_test_mapper(cfg), which does not resize."
+            )
+        valid_range = self._image_ranges(inputs, position)[scale_index]
+        tiles = tile_grid(width, height, factor, self.tile_size, self.tile_overlap)
+        if len(tiles) > 1:
+            self._warn_if_overlap_small(scale_index, valid_range.hi * factor)
+        tile_scale = ScaleSpec("factor", (factor,))
+        parts = []
+        for tile in tiles:
+            tile_inputs = scale_test_inputs([crop_tile_input(image, tile)], tile_scale, device=self.model.device)
+            (output,) = self.model.inference(tile_inputs, do_postprocess=True)
+            owned = owned_detections(output["instances"], tile, (height, width), factor)
+            parts.append(filter_by_valid_range(owned, valid_range))
+        return Instances.cat(parts)
+
+    def _warn_if_overlap_small(self, scale_index: int, largest_valid: float) -> None:
+        """Log once per scale when its valid range admits objects the tile overlap cannot hold
+        whole (``largest_valid`` scaled px): those are dropped where tiles cut them."""
+        whole_up_to = self.tile_overlap - 2 * BORDER_TOLERANCE
+        if largest_valid <= whole_up_to or scale_index in self._overlap_warned:
+            return
+        self._overlap_warned.add(scale_index)
+        admits = "any size" if largest_valid == float("inf") else f"up to {largest_valid:.0f} scaled px"
+        logger.warning(
+            f"Tiled test scale {self.scales[scale_index]}: its valid range admits objects of {admits}, but only "
+            f"objects up to {whole_up_to:g} scaled px are sure to lie whole in a tile (SNIPER.TEST.TILE_OVERLAP "
+            f"{self.tile_overlap}); larger ones are dropped where tiles cut them. Raise TILE_OVERLAP, or "
+            "TILE_ABOVE so that this scale runs on whole images."
+        )
 
     def _box_predictors(self) -> List[FastRCNNOutputLayers]:
         heads = getattr(self.model, "roi_heads", None)
