@@ -74,7 +74,7 @@ def build_chip_planner(cfg, check_files: bool = True) -> ChipPlanner:
             datasets,
             skip_unreadable=cfg.SNIPER.TRAIN.SKIP_UNREADABLE_IMAGES,
             cache_dir=os.path.join(cfg.OUTPUT_DIR, "sniper_image_check"),
-            write_cache=comm.is_main_process(),
+            main_process=comm.is_main_process(),
         )
         datasets = checked.datasets
         if checked.cached:

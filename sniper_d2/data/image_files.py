@@ -215,7 +215,7 @@ def check_training_images(
     datasets: Sequence[Tuple[str, List[dict]]],
     skip_unreadable: bool = False,
     cache_dir: Optional[str] = None,
-    write_cache: bool = True,
+    main_process: bool = True,
     cache_min_images: int = CACHE_MIN_IMAGES,
 ) -> TrainingImageCheck:
     """Read the header of every image once: the file exists, is an image, is not cut short, and
@@ -227,7 +227,8 @@ def check_training_images(
             failing (``SNIPER.TRAIN.SKIP_UNREADABLE_IMAGES``). Size mismatches always fail.
         cache_dir: where to keep one result file per dataset (datasets of at least
             ``cache_min_images`` images); None: no cache.
-        write_cache: False on all but one process of a distributed run (they read it only).
+        main_process: False on all but one process of a distributed run: those only read the
+            cache, and show no progress bar.
 
     Raises:
         FileNotFoundError (some file missing), OSError (unreadable or truncated) or
@@ -246,12 +247,12 @@ def check_training_images(
             found = []
             for i, record in enumerate(tqdm(
                 dicts, desc=f"checking the images of {dataset}", unit="image",
-                disable=len(dicts) < _PROGRESS_MIN_IMAGES, leave=False,
+                disable=len(dicts) < _PROGRESS_MIN_IMAGES or not main_process, leave=False,
             )):
                 problem = _check_file(record, i, image_ref(dataset, record.get("image_id"), record["file_name"]))
                 if problem is not None:
                     found.append(problem)
-            if key is not None and write_cache and all(p.kind != "size" for p in found):
+            if key is not None and main_process and all(p.kind != "size" for p in found):
                 _write_cache(path, key, dataset, len(dicts), found)
         fatal = [p for p in found if p.kind == "size" or not skip_unreadable]
         if fatal:

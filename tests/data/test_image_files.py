@@ -176,6 +176,6 @@ def test_check_result_is_cached_until_a_file_changes(tmp_path, monkeypatch):
     # not written by processes other than the main one, nor for datasets below the size threshold
     other = tmp_path / "other"
     check_training_images([("cached set", records)], skip_unreadable=True, cache_dir=str(other), cache_min_images=0,
-                          write_cache=False)
+                          main_process=False)
     check_training_images([("cached set", records)], skip_unreadable=True, cache_dir=str(other))
     assert not other.exists()
