@@ -94,7 +94,16 @@ class SniperProposalLabels:
 class SniperStandardROIHeads(SniperProposalLabels, StandardROIHeads):
     """FPN ROI heads with SNIPER proposal labels (``ROI_HEADS.NAME: SniperStandardROIHeads``)."""
 
+    # Scripting (torch.jit.script, Detectron2's scripting_with_instances) compiles away the
+    # disabled mask / keypoint branches only if these flags are constants. Detectron2 annotates
+    # them on StandardROIHeads, but freeze_training_mode gives every class its own annotations,
+    # hiding the base class's, so a subclass states them itself.
+    mask_on: torch.jit.Final[bool]
+    keypoint_on: torch.jit.Final[bool]
+
 
 @ROI_HEADS_REGISTRY.register()
 class SniperRes5ROIHeads(SniperProposalLabels, Res5ROIHeads):
     """C4 ROI heads with SNIPER proposal labels (``MODEL.ROI_HEADS.NAME: SniperRes5ROIHeads``)."""
+
+    mask_on: torch.jit.Final[bool]  # see SniperStandardROIHeads

@@ -73,46 +73,51 @@ class SniperRPN(RPN):
         ret["expects_chip_targets"] = cfg.SNIPER.TRAIN.ENABLED
         return ret
 
-    def forward(self, images, features, gt_instances=None):
-        """Detectron2's RPN forward; with chip targets in training, proposals are ranked
-        range-aware (:meth:`predict_proposals`)."""
-        if self.training and gt_instances is not None and any_chip_targets(gt_instances):
-            self._proposal_ranges = [chip_valid_range(t, i) for i, t in enumerate(gt_instances)]
-        elif self.training and gt_instances is not None and self.expects_chip_targets and not self._warned_plain:
-            self._warned_plain = True
-            logger.warning(
-                "SniperRPN is training on plain Instances, not SNIPER chips, although "
-                "SNIPER.TRAIN.ENABLED is True: the data loader is not SNIPER's (e.g. DefaultTrainer's), "
-                "so there are no valid ranges and every box trains as an object at every scale. Train "
-                "with sniper_d2.SniperTrainer (or build_sniper_train_loader), or set "
-                "SNIPER.TRAIN.ENABLED False for single-image training."
-            )
-        try:
-            return super().forward(images, features, gt_instances)
-        finally:
-            self._proposal_ranges = None
+    def predict_proposals(
+        self,
+        anchors: List[Boxes],
+        pred_objectness_logits: List[torch.Tensor],
+        pred_anchor_deltas: List[torch.Tensor],
+        image_sizes: List[Tuple[int, int]],
+    ):
+        """Detectron2's proposal selection (its ``find_top_rpn_proposals`` with the settings of
+        ``RPN.predict_proposals``); for training chips, out-of-range proposals are first ranked
+        last (:data:`OUT_OF_RANGE_LOGIT_PENALTY`), so NMS and the top-k cuts keep in-range ones.
 
-    def predict_proposals(self, anchors, pred_objectness_logits, pred_anchor_deltas, image_sizes):
-        """Detectron2's proposal selection; for training chips, out-of-range proposals are ranked
-        last (:data:`OUT_OF_RANGE_LOGIT_PENALTY`) before NMS and the top-k cuts. The proposals are
-        decoded once and handed, with the adjusted logits, to Detectron2's
-        ``find_top_rpn_proposals`` with the settings its ``RPN.predict_proposals`` uses."""
-        if self._proposal_ranges is None:
-            return super().predict_proposals(anchors, pred_objectness_logits, pred_anchor_deltas, image_sizes)
+        Detectron2's ``RPN.forward`` labels anchors (:meth:`label_and_sample_anchors`, which
+        notes each chip's valid range) before it predicts proposals. Scriptable: the chip-aware
+        ranking runs only in training."""
         with torch.no_grad():
             proposals = self._decode_proposals(anchors, pred_anchor_deltas)  # (N, R, 4) per level
-            logits = [
-                torch.where(self._in_range(level, image_sizes), scores, scores - OUT_OF_RANGE_LOGIT_PENALTY)
-                for level, scores in zip(proposals, pred_objectness_logits)
-            ]
+            ranges_given = self.training and self._proposal_ranges is not None
+            if ranges_given:
+                pred_objectness_logits = self._rank_in_range_first(proposals, pred_objectness_logits, image_sizes)
             selected = find_top_rpn_proposals(
-                proposals, logits, image_sizes, self.nms_thresh, self.pre_nms_topk[self.training],
+                proposals, pred_objectness_logits, image_sizes, self.nms_thresh, self.pre_nms_topk[self.training],
                 self.post_nms_topk[self.training], self.min_box_size, self.training,
             )
-            put_chip_metrics({"in_range_proposals_per_chip": [
-                int((p.objectness_logits > -OUT_OF_RANGE_LOGIT_PENALTY / 2).sum()) for p in selected
-            ]})
+            if ranges_given:
+                self._record_in_range(selected)
             return selected
+
+    @torch.jit.unused
+    def _rank_in_range_first(
+        self, proposals: List[torch.Tensor], logits: List[torch.Tensor], image_sizes: List[Tuple[int, int]]
+    ) -> List[torch.Tensor]:
+        """Per level, the logits with :data:`OUT_OF_RANGE_LOGIT_PENALTY` subtracted where a
+        proposal is outside its chip's valid range."""
+        return [
+            torch.where(self._in_range(level, image_sizes), scores, scores - OUT_OF_RANGE_LOGIT_PENALTY)
+            for level, scores in zip(proposals, logits)
+        ]
+
+    @torch.jit.unused
+    def _record_in_range(self, selected: List[Instances]) -> None:
+        """Event metric of the selected proposals; forgets this batch's ranges."""
+        put_chip_metrics({"in_range_proposals_per_chip": [
+            int((p.objectness_logits > -OUT_OF_RANGE_LOGIT_PENALTY / 2).sum()) for p in selected
+        ]})
+        self._proposal_ranges = None
 
     def _in_range(self, proposals: torch.Tensor, image_sizes) -> torch.Tensor:
         """Bool (N, R) for one level's decoded proposals (N, R, 4): clipped to its image, the
@@ -126,14 +131,19 @@ class SniperRPN(RPN):
             masks.append(self._proposal_ranges[image_index].contains_train(sizes))
         return torch.stack(masks)
 
+    @torch.jit.unused
     @torch.no_grad()
     def label_and_sample_anchors(
         self, anchors: List[Boxes], gt_instances: List[Instances]
     ) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
         """Per image: labels in {-1, 0, 1} for all anchors, and the matched valid box of each
-        (chip px XYXY; meaningful where the label is 1). Same contract as ``RPN``'s."""
+        (chip px XYXY; meaningful where the label is 1). Same contract as ``RPN``'s. Notes each
+        chip's valid range for :meth:`predict_proposals`."""
         if not any_chip_targets(gt_instances):
+            self._proposal_ranges = None
+            self._warn_plain_targets()
             return super().label_and_sample_anchors(anchors, gt_instances)
+        self._proposal_ranges = [chip_valid_range(t, i) for i, t in enumerate(gt_instances)]
         anchors = Boxes.cat(anchors)
         labels, matched_boxes, counts = [], [], []
         for image_index, targets in enumerate(gt_instances):
@@ -150,6 +160,17 @@ class SniperRPN(RPN):
             "anchors_ignored_near_invalid_per_chip": [c[2] for c in counts],
         })
         return labels, matched_boxes
+
+    def _warn_plain_targets(self) -> None:
+        if self.expects_chip_targets and not self._warned_plain:
+            self._warned_plain = True
+            logger.warning(
+                "SniperRPN is training on plain Instances, not SNIPER chips, although "
+                "SNIPER.TRAIN.ENABLED is True: the data loader is not SNIPER's (e.g. DefaultTrainer's), "
+                "so there are no valid ranges and every box trains as an object at every scale. Train "
+                "with sniper_d2.SniperTrainer (or build_sniper_train_loader), or set "
+                "SNIPER.TRAIN.ENABLED False for single-image training."
+            )
 
     def _label_chip_anchors(
         self, anchors: Boxes, valid_boxes: Boxes, invalid_boxes: Boxes, image_size
