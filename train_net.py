@@ -9,7 +9,23 @@
 ``--mine-negatives`` runs the whole negative-chip pipeline: (1) a short RPN-only schedule on
 positive chips, (2) its proposals on the full training images, written to
 OUTPUT_DIR/negative_mining/proposals_<dataset>.pkl, (3) SNIPER training with negative chips from
-those files. Stages whose outputs exist are skipped, so the command can be re-run after a crash.
+those files.
+
+After a crash or a kill, re-run the same command. Checkpoints and mining outputs are written under
+a temporary name and renamed when complete, so none is ever torn, and each is checked against what
+it was made from:
+
+* mining: stage 1 (``negative_mining/rpn/model_final.pth``) and each stage-2 proposal file are
+  reused only if their ``.stamp.json`` records the current config keys that matter to them and
+  the current content of the ``DATASETS.TRAIN`` datasets (file names, ids, sizes, boxes); else the
+  stage is redone and the log says why (changed datasets or keys, or no stamp: interrupted). A
+  redone stage 1 makes the proposal files stale too;
+* training: if OUTPUT_DIR holds a checkpoint (``last_checkpoint``) of a run with the same config
+  and training data (``OUTPUT_DIR/run_stamp.json``), training resumes from it, with or without
+  ``--resume``. If that run had another config, or left no stamp, the command stops with an error
+  rather than overwrite its checkpoints: add ``--resume`` to continue from them with the new
+  config, or choose a new OUTPUT_DIR. With ``SEED >= 0`` (and ``DATALOADER.NUM_WORKERS 0``, for
+  the flips) the re-run ends with the weights of an uninterrupted run.
 
 Trailing ``KEY VALUE`` pairs override the config. Training runs on SNIPER chips
 (``SNIPER.TRAIN.ENABLED``); evaluation on the multi-scale pyramid (``SNIPER.TEST.MULTI_SCALE``).
@@ -23,7 +39,8 @@ from detectron2.utils.logger import setup_logger
 import sniper_d2  # noqa: F401  (registers SNIPER components and built-in datasets)
 from sniper_d2 import SniperTrainer as Trainer  # DefaultTrainer + chip loader + multi-scale test
 from sniper_d2 import add_sniper_config, check_sniper_config
-from sniper_d2.mining import mine_negative_proposals
+from sniper_d2.engine.run_guard import resume_or_refuse
+from sniper_d2.mining import mine_negative_proposals, mining_paths
 
 
 def setup(args):
@@ -48,10 +65,14 @@ def main(args):
     if args.mine_negatives:
         cfg = cfg.clone()
         cfg.defrost()
-        cfg.SNIPER.NEG.PROPOSAL_FILES = tuple(mine_negative_proposals(cfg, Trainer))
+        cfg.SNIPER.NEG.PROPOSAL_FILES = tuple(mining_paths(cfg)[2])
         cfg.freeze()
+    # before mining, so that a refused run costs nothing; raises rather than overwrite another run
+    resume = resume_or_refuse(cfg, args.resume)
+    if args.mine_negatives:
+        mine_negative_proposals(cfg, Trainer)
     trainer = Trainer(cfg)
-    trainer.resume_or_load(resume=args.resume)
+    trainer.resume_or_load(resume=resume)
     return trainer.train()  # evaluates DATASETS.TEST at the end (and every TEST.EVAL_PERIOD)
 
 

@@ -13,6 +13,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..data import build_sniper_train_loader
 from ..inference import build_inference_model, build_test_mapper
+from .atomic_files import make_checkpoint_writes_atomic
+from .iteration_seeds import BUILD, IterationSeededLoader, seed_global_rngs
 
 __all__ = ["SniperTrainer"]
 
@@ -25,11 +27,19 @@ class SniperTrainer(DefaultTrainer):
 
     It also trains with several CPU processes (gloo): stock DefaultTrainer hands
     ``device_ids=[local_rank]`` to DistributedDataParallel, which torch rejects for CPU modules.
+
+    Re-running is safe: checkpoints and ``last_checkpoint`` are written atomically (a kill during
+    a save leaves the previous ones), and with ``SEED >= 0`` the random draws depend on (seed,
+    rank, iteration) only (:mod:`.iteration_seeds`), so a resumed run ends with the weights of an
+    uninterrupted one.
     """
 
     def __init__(self, cfg):
+        if cfg.SEED >= 0:  # the model's initialisation does not depend on what ran before in this process
+            seed_global_rngs(cfg.SEED, comm.get_rank(), BUILD)
         if comm.get_world_size() == 1 or torch.cuda.is_available():
             super().__init__(cfg)
+            make_checkpoint_writes_atomic(self.checkpointer)
             return
         # Multi-process CPU: the same construction as DefaultTrainer with device_ids=None.
         TrainerBase.__init__(self)
@@ -42,6 +52,7 @@ class SniperTrainer(DefaultTrainer):
         self._trainer = trainer_cls(model, data_loader, optimizer)
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
         self.checkpointer = DetectionCheckpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
+        make_checkpoint_writes_atomic(self.checkpointer)
         self.start_iter = 0
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.cfg = cfg
@@ -73,9 +84,14 @@ class SniperTrainer(DefaultTrainer):
 
     @classmethod
     def build_train_loader(cls, cfg):
+        """SNIPER chips (or Detectron2's loader); with ``SEED >= 0`` seeded per iteration."""
         if cfg.SNIPER.TRAIN.ENABLED:
-            return build_sniper_train_loader(cfg)
-        return super().build_train_loader(cfg)
+            loader = build_sniper_train_loader(cfg)
+        else:
+            loader = super().build_train_loader(cfg)
+        if cfg.SEED >= 0:
+            loader = IterationSeededLoader(loader, cfg.SEED, comm.get_rank())
+        return loader
 
     @classmethod
     def build_test_loader(cls, cfg, dataset_name):

@@ -1,6 +1,5 @@
 """Stage 2 of negative mining: RPN proposals on full training images at the test scales."""
 import logging
-import os
 import pickle
 from typing import Dict
 
@@ -13,6 +12,7 @@ from detectron2.utils import comm
 
 from ..chips.scales import parse_scales
 from ..data.build import get_training_dicts
+from ..engine.atomic_files import atomic_write
 from ..inference import scale_test_inputs
 
 __all__ = ["extract_proposals", "save_proposal_file"]
@@ -64,9 +64,7 @@ def extract_proposals(cfg, model, dataset_name: str) -> Dict:
 
 
 def save_proposal_file(proposals: Dict, path: str) -> None:
-    """Write a proposal dict atomically (a crash never leaves a half-written file behind)."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
+    """Write a proposal dict atomically: ``path`` is complete or absent, even if the process is
+    killed while writing (the pickle goes to ``path + ".tmp"``, renamed when complete)."""
+    with atomic_write(path, "wb") as f:
         pickle.dump(proposals, f, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(tmp, path)

@@ -2,7 +2,22 @@
 import math
 import os
 
-__all__ = ["rpn_stage_config"]
+__all__ = ["NOT_IN_STAGE_ONE", "NOT_IN_MINING", "rpn_stage_config"]
+
+# Config keys (or key prefixes) of the detector's config that change neither stage of mining: its
+# box head, schedule and RPN NMS settings (replaced by rpn_stage_config), evaluation (SNIPER.TEST
+# but its SCALES, used by stage 2), negative chips, where outputs go, speed settings.
+NOT_IN_MINING = (
+    "OUTPUT_DIR", "DATASETS.TEST", "DATASETS.PROPOSAL_FILES_TEST", "TEST", "VIS_PERIOD", "CUDNN_BENCHMARK",
+    "DATALOADER.NUM_WORKERS", "MODEL.DEVICE", "MODEL.META_ARCHITECTURE", "MODEL.MASK_ON", "MODEL.KEYPOINT_ON",
+    "MODEL.ROI_HEADS", "MODEL.ROI_BOX_HEAD", "MODEL.ROI_MASK_HEAD", "MODEL.ROI_KEYPOINT_HEAD",
+    "MODEL.RPN.POST_NMS_TOPK_TEST", "MODEL.RPN.NMS_THRESH",
+    "SOLVER.MAX_ITER", "SOLVER.STEPS", "SOLVER.CHECKPOINT_PERIOD", "SNIPER.NEG", "SNIPER.TEST",
+)
+# ... and those that change stage 2 (proposal extraction) only, not the stage-1 RPN's training.
+NOT_IN_STAGE_ONE = NOT_IN_MINING + (
+    "SNIPER.MINING.PROPOSALS_PER_SCALE", "SNIPER.MINING.NMS_THRESH", "MODEL.RPN.PRE_NMS_TOPK_TEST",
+)
 
 
 def rpn_stage_config(cfg, chips_per_epoch: int, output_dir: str):
