@@ -218,6 +218,10 @@ class SniperMultiScaleInference(nn.Module):
                 "predicts masks or keypoints (MODEL.MASK_ON / MODEL.KEYPOINT_ON): set TILE_SIZE to 0."
             )
         self.tile_size, self.tile_overlap, self.tile_above = int(tile_size), int(tile_overlap), int(tile_above)
+        backbone = getattr(model, "backbone", None)
+        shapes = backbone.output_shape() if callable(getattr(backbone, "output_shape", None)) else {}
+        # tiles start on the grid of the coarsest feature map where the scale factor allows
+        self._feature_stride = max((shape.stride or 1 for shape in shapes.values()), default=1)
         self._overlap_warned = set()
         self.merge = merge
         self.soft_nms_sigma = float(soft_nms_sigma)
@@ -309,7 +313,7 @@ class SniperMultiScaleInference(nn.Module):
                 f"{image.shape[1]}x{image.shape[2]} px: use build_test_mapper(cfg), which does not resize."
             )
         valid_range = self._image_ranges(inputs, position)[scale_index]
-        tiles = tile_grid(width, height, factor, self.tile_size, self.tile_overlap)
+        tiles = tile_grid(width, height, factor, self.tile_size, self.tile_overlap, self._feature_stride)
         if len(tiles) > 1:
             self._warn_if_overlap_small(scale_index, valid_range.hi * factor)
         tile_scale = ScaleSpec("factor", (factor,))

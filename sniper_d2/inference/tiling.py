@@ -5,8 +5,8 @@ to resize and run at once: 8000x8000 px at factor 3 is 24000x24000 px, 6.9 GB as
 before the backbone's features. Tiled, the scaled image is covered by overlapping square tiles of
 at most ``tile_size`` scaled px. Each tile is a region of the original image (original px), cut
 out, resized alone and run through the detector (:class:`SniperMultiScaleInference` does that),
-so memory is bounded by one tile whatever the image size. It is SAHI's sliced prediction with two
-SNIPER choices:
+so memory is bounded by one tile whatever the image size. It is SAHI's sliced prediction (tiles
+at a fixed step, the last one cut at the image's edge) with these choices:
 
 * **Which tile keeps a detection.** The tiles' *cores* partition the image: an overlap between
   two tiles is split in its middle, image borders belong to the tiles that touch them. A tile
@@ -20,6 +20,10 @@ SNIPER choices:
 * **Valid ranges and the merge** stay those of whole-image inference: each tile's detections go
   through the scale's valid range (original px) and one soft-NMS merge covers all tiles of all
   scales.
+* **Tiles on the feature grid.** Where the factor allows, tiles start at multiples of the
+  detector's coarsest feature stride in scaled px (:func:`feature_alignment`), so a tile is
+  resampled and convolved on the whole scaled image's grid: away from its edges it computes the
+  same features.
 
 Everything here is geometry in original px; the crop, resize and detector call are the wrapper's.
 """
@@ -37,6 +41,7 @@ __all__ = [
     "Tile",
     "check_tile_settings",
     "crop_tile_input",
+    "feature_alignment",
     "owned_detections",
     "tile_grid",
     "tile_starts",
@@ -91,46 +96,72 @@ def tiling_applies(width: int, height: int, factor: float, tile_size: int, tile_
     return tile_size > 0 and max(scaled_size(width, height, factor)) > tile_above
 
 
-def tile_starts(length: int, crop: int, overlap: int) -> List[int]:
+def tile_starts(length: int, crop: int, overlap: int, align: int = 1) -> List[int]:
     """First pixels of the tiles covering ``length`` px with tiles of ``crop`` px overlapping by
-    at least ``overlap`` px (all original px): as few tiles as that allows, spread evenly from 0
-    to ``length - crop``. One tile (start 0) when ``length <= crop``."""
+    at least ``overlap`` px (all original px): 0, step, 2 x step, ... until a tile reaches the
+    end (the last one is cut at ``length``), the step being ``crop - overlap`` rounded down to a
+    multiple of ``align`` (unrounded if that leaves none). One tile (start 0) when ``length <= crop``."""
     if not 0 <= overlap < crop:
         raise ValueError(f"Tile overlap must be in [0, tile side), got {overlap} for {crop} px tiles.")
     if length <= crop:
         return [0]
-    count = math.ceil((length - overlap) / (crop - overlap))
-    return [round(k * (length - crop) / (count - 1)) for k in range(count)]
+    step = (crop - overlap) // align * align or crop - overlap
+    return list(range(0, length - crop + step, step))
 
 
-def _spans(length: int, factor: float, tile_size: int, overlap: int):
+def feature_alignment(factor: float, stride: int, crop: int) -> int:
+    """The least step of original px, n, whose scaled length ``n x factor`` is a whole multiple
+    of ``stride`` scaled px; 1 when ``stride`` <= 1 or n would exceed a quarter of ``crop``.
+
+    A tile starting at a multiple of n is resampled from the same positions as the whole scaled
+    image, and the backbone's feature maps (strides dividing ``stride``) fall on the same grid,
+    so away from its edges a tile computes what the whole image computes there."""
+    if stride <= 1:
+        return 1
+    k = 1
+    while k * stride / factor <= crop / 4:
+        n = k * stride / factor
+        if abs(n - round(n)) < 1e-6:
+            return round(n)
+        k += 1
+    return 1
+
+
+def _spans(length: int, factor: float, tile_size: int, overlap: int, stride: int):
     """(start, end, core_start, core_end) per tile along one side of ``length`` original px, in
-    original px: one span when the side's scaled length fits in a tile, else tiles of
-    ``floor(tile_size / factor)`` px overlapping by ``ceil(overlap / factor)`` px or more."""
+    original px: one span when the side's scaled length fits in a tile, else tiles of at most
+    ``floor(tile_size / factor)`` px overlapping by ``ceil(overlap / factor)`` px or more,
+    aligned to ``stride`` scaled px where the factor allows (:func:`feature_alignment`)."""
     if max(1, round(length * factor)) <= tile_size:  # as scaled_size rounds
         return [(0, length, -math.inf, math.inf)]
     crop = max(1, math.floor(tile_size / factor))
+    align = feature_alignment(factor, stride, crop)
+    crop = crop // align * align
     overlap = min(crop - 1, math.ceil(overlap / factor))
-    starts = tile_starts(length, crop, overlap)
+    starts = tile_starts(length, crop, overlap, align)
     ends = [min(s + crop, length) for s in starts]
     cuts = [(s + e) / 2 for s, e in zip(starts[1:], ends[:-1])]  # middle of each overlap
     lows, highs = [-math.inf] + cuts, cuts + [math.inf]
     return list(zip(starts, ends, lows, highs))
 
 
-def tile_grid(width: int, height: int, factor: float, tile_size: int, overlap: int) -> List[Tile]:
+def tile_grid(width: int, height: int, factor: float, tile_size: int, overlap: int, stride: int = 1) -> List[Tile]:
     """The tiles of an image of ``width`` x ``height`` original px at scale ``factor`` (scaled px
     per original px), row by row.
 
-    A tile is a square of ``floor(tile_size / factor)`` original px, so its scaled copy
+    A tile is a square of at most ``floor(tile_size / factor)`` original px, so its scaled copy
     (``scaled_size``) is at most ``tile_size`` px a side; neighbours overlap by at least
-    ``ceil(overlap / factor)`` original px. Along a side whose scaled length fits in one tile,
-    the tiles span the whole side; an image whose scaled copy fits gets one tile, the image.
+    ``ceil(overlap / factor)`` original px; the last tile of a row or column is cut at the
+    image's edge. With ``stride`` (the detector's largest feature stride, scaled px), tiles start
+    where the whole scaled image has a feature-grid point when the factor allows it
+    (:func:`feature_alignment`: at factor 1 and stride 64, every 64 px). Along a side whose
+    scaled length fits in one tile, the tiles span the whole side; an image whose scaled copy
+    fits gets one tile, the image.
     """
     if not factor > 0:
         raise ValueError(f"Tile grid: scale factor must be > 0, got {factor}.")
-    columns = _spans(width, factor, tile_size, overlap)
-    rows = _spans(height, factor, tile_size, overlap)
+    columns = _spans(width, factor, tile_size, overlap, stride)
+    rows = _spans(height, factor, tile_size, overlap, stride)
     return [
         Tile(x0, y0, x1, y1, (cx0, cy0, cx1, cy1))
         for y0, y1, cy0, cy1 in rows

@@ -21,6 +21,7 @@ from sniper_d2.inference.tiling import (
     BORDER_TOLERANCE,
     Tile,
     crop_tile_input,
+    feature_alignment,
     owned_detections,
     tile_grid,
     tile_starts,
@@ -86,13 +87,17 @@ def sorted_boxes(instances):
     factor=st.sampled_from([0.1, 0.3333, 0.5, 0.64, 1.0, 1.5, 2.0, 3.0]),
     tile_size=st.integers(64, 1024),
     overlap_share=st.floats(0.0, 0.5),
+    stride=st.sampled_from([1, 32, 64]),
 )
 def test_grid_covers_the_image_with_bounded_tiles_and_partitioning_cores(width, height, factor, tile_size,
-                                                                         overlap_share):
+                                                                         overlap_share, stride):
     overlap = int(overlap_share * tile_size)
-    tiles = tile_grid(width, height, factor, tile_size, overlap)
-    crop_overlap = min(math.floor(tile_size / factor) - 1, math.ceil(overlap / factor))
+    tiles = tile_grid(width, height, factor, tile_size, overlap, stride=stride)
+    crop = math.floor(tile_size / factor)
+    align = feature_alignment(factor, stride, crop)
+    crop_overlap = min(crop // align * align - 1, math.ceil(overlap / factor))
     assert len(tiles) == len({(t.x0, t.y0) for t in tiles})
+    assert all(t.x0 % align == 0 and t.y0 % align == 0 for t in tiles)
     for tile in tiles:
         # memory bound: the tile's scaled copy, the detector's input, is at most tile_size a side
         assert max(scaled_size(tile.width, tile.height, factor)) <= tile_size
@@ -110,12 +115,40 @@ def test_grid_covers_the_image_with_bounded_tiles_and_partitioning_cores(width, 
         assert tiles == [Tile(0, 0, width, height, (-math.inf, -math.inf, math.inf, math.inf))]
 
 
-def test_tile_starts_spread_evenly_and_reject_overlap_of_a_whole_tile():
+def test_tile_starts_step_by_the_aligned_stride_and_reject_overlap_of_a_whole_tile():
     assert tile_starts(100, 100, 10) == [0]
-    assert tile_starts(250, 100, 20) == [0, 75, 150]  # ceil(230 / 80) = 3 tiles, step 75 >= 20 overlap
-    assert tile_starts(1000, 512, 0) == [0, 488]
+    assert tile_starts(250, 100, 20) == [0, 80, 160]  # the last tile, 160-250, is cut at the edge
+    assert tile_starts(250, 100, 20, align=32) == [0, 64, 128, 192]  # step 80 rounded down to 64
+    assert tile_starts(250, 100, 20, align=128) == [0, 80, 160]  # no multiple of 128 fits: unaligned
+    assert tile_starts(1000, 512, 0) == [0, 512]
     with pytest.raises(ValueError, match="overlap"):
         tile_starts(1000, 100, 100)
+
+
+@pytest.mark.parametrize(
+    "factor, stride, crop, expected",
+    [(1.0, 64, 1024, 64), (2.0, 64, 512, 32), (0.5, 64, 2048, 128), (3.0, 32, 341, 32), (0.64, 32, 1600, 50),
+     (1400 / 6000, 64, 4388, 1), (1.0, 64, 100, 1), (1.0, 1, 1024, 1)],
+)
+def test_feature_alignment_is_the_least_whole_step_on_the_feature_grid(factor, stride, crop, expected):
+    # (3.0, 32): 32 original px are 96 scaled px, 3 feature cells; 1400/6000: no step up to crop/4
+    assert feature_alignment(factor, stride, crop) == expected
+
+
+def test_aligned_tiles_are_resampled_like_the_whole_image_away_from_their_edges():
+    image = torch.randint(0, 256, (3, 600, 900), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    for factor in (2.0, 0.5):
+        (whole,) = scale_test_inputs([{"image": image}], factor)
+        tiles = tile_grid(900, 600, factor, 256, 64, stride=64)
+        assert len(tiles) > 2
+        for tile in tiles:
+            assert (tile.x0 * factor) % 64 == 0 and (tile.y0 * factor) % 64 == 0
+            (scaled,) = scale_test_inputs([crop_tile_input(image, tile)], factor)
+            x0, y0 = int(tile.x0 * factor), int(tile.y0 * factor)
+            h, w = scaled["image"].shape[1:]
+            inner = (slice(None), slice(4, h - 4), slice(4, w - 4))  # the resampling kernel reaches 2 px
+            torch.testing.assert_close(scaled["image"][inner], whole["image"][:, y0 : y0 + h, x0 : x0 + w][inner],
+                                       atol=1e-3, rtol=0)
 
 
 def test_tiling_applies_above_the_threshold_only():
