@@ -21,7 +21,8 @@ Then, huge images (``--huge-images`` textured JPEGs of ``--huge-size`` px square
 ``--huge-boxes`` boxes, mostly small, as aerial or document images have): one epoch of chips in
 the training order, mapped with the decode cache off and on (``SNIPER.TRAIN.DECODE_CACHE_MB``),
 each in a fresh process: loader CPU s per epoch, its ratio to the cost of decoding each image once
-(full size), peak RSS above the process's start; then the training loader with ``--workers``
+(full size), peak RSS above the process's start, and with the cache on the next epoch's CPU
+(data-loader workers live for the whole run, so their caches stay warm); then the training loader with ``--workers``
 workers and the cache on (CPU of all workers, the largest worker's peak RSS). ``--off-chips N``
 maps only the first N chips with the cache off and scales the CPU to the epoch (for dense sets,
 where decoding every chip's image takes many minutes). Each row is the fastest of ``--repeats`` runs.
@@ -189,8 +190,9 @@ def _in_fresh_process(fn, *args):
     return result
 
 
-def _map_epoch(cfg, dataset, keys, cache_mb):
-    """Map ``keys`` in order with the decode cache at ``cache_mb``: CPU s, peak RSS over the start, cache stats."""
+def _map_epoch(cfg, dataset, keys, cache_mb, next_keys=()):
+    """Map ``keys`` in order with the decode cache at ``cache_mb``: CPU s, peak RSS over the start,
+    cache stats; then ``next_keys`` (the next epoch, cache warm): their CPU s."""
     cfg = cfg.clone()
     cfg.SNIPER.TRAIN.DECODE_CACHE_MB = cache_mb
     mapper = SniperChipMapper(cfg, True)
@@ -200,8 +202,12 @@ def _map_epoch(cfg, dataset, keys, cache_mb):
         mapper(dataset[key])
     cpu = time.process_time() - c0
     cache = mapper.decode_cache
-    return {"cpu": cpu, "peak_rss": _rss_mib("VmHWM") - start_rss,
-            "cache": None if cache is None else (cache.hits, cache.misses, len(cache), cache.used_bytes / 2**20)}
+    stats = None if cache is None else (cache.hits, cache.misses, len(cache), cache.used_bytes / 2**20)
+    c0 = time.process_time()
+    for key in next_keys:
+        mapper(dataset[key])
+    return {"cpu": cpu, "peak_rss": _rss_mib("VmHWM") - start_rss, "cache": stats,
+            "next_cpu": time.process_time() - c0}
 
 
 class _OneEpoch(Sampler):
@@ -244,7 +250,8 @@ def huge_part(args):
         keys = [encode_chip_key(0, p) for p in range(len(plan))]
         mb = np.mean([os.path.getsize(r["file_name"]) for r in records]) / 1e6
         per_image = np.bincount(plan.image_index, minlength=len(records))
-        print(f"\n{args.huge_images} JPEGs {args.huge_size}x{args.huge_size} ({mb:.1f} MB each, {args.huge_boxes} boxes "
+        print(f"\n{args.huge_images} JPEGs {args.huge_size}x{args.huge_size} ({mb:.1f} MB each, {args.huge_boxes} "
+              "boxes "
               f"each; written in {time.perf_counter() - t0:.0f} s); epoch 0: {len(plan)} chips, per image "
               f"{per_image.tolist()}, per scale {np.bincount(plan.scale_index).tolist()}")
 
@@ -271,15 +278,19 @@ def huge_part(args):
         off = best_of(_map_epoch, cfg, dataset, off_keys, 0)
         off_cpu = off["cpu"] * len(keys) / len(off_keys)
         note = f", estimated from the first {len(off_keys)} chips" if len(off_keys) < len(keys) else ""
-        print(f"{'cache off: loader CPU per epoch':44s} {off_cpu:7.2f} CPU s = {off_cpu / decode_once:5.1f}x decode-once; "
+        print(f"{'cache off: loader CPU per epoch':44s} {off_cpu:7.2f} CPU s = {off_cpu / decode_once:5.1f}x "
+              "decode-once; "
               f"{1e3 * off_cpu / len(keys):.1f} ms/chip; peak RSS +{off['peak_rss']:.0f} MiB{note}")
+        next_keys = [encode_chip_key(1, p) for p in range(len(planner.plan(1)))]
         for cache_mb in args.cache_mb:
-            on = best_of(_map_epoch, cfg, dataset, keys, cache_mb)
+            on = best_of(_map_epoch, cfg, dataset, keys, cache_mb, next_keys)
             hits, misses, entries, used = on["cache"]
             print(f"{f'cache on ({cache_mb:g} MiB): loader CPU per epoch':44s} {on['cpu']:7.2f} CPU s = "
                   f"{on['cpu'] / decode_once:5.1f}x decode-once; {1e3 * on['cpu'] / len(keys):.1f} ms/chip; peak RSS "
                   f"+{on['peak_rss']:.0f} MiB; {hits} hits, {misses} decodes, {entries} kept ({used:.0f} MiB); "
                   f"{off_cpu / on['cpu']:.1f}x less CPU than off")
+            print(f"{'':44s} next epoch ({len(next_keys)} chips, cache warm): {on['next_cpu']:.2f} CPU s = "
+                  f"{on['next_cpu'] / decode_once:.1f}x decode-once")
         if args.workers > 0:
             w = best_of(_load_epoch_with_workers, cfg, dataset, keys, args.cache_mb[0])
             print(f"{f'training loader, {args.workers} workers, cache on':44s} {w['cpu']:7.2f} CPU s of the workers "

@@ -78,7 +78,9 @@ def build_chip_planner(cfg, check_files: bool = True) -> ChipPlanner:
         )
         datasets = checked.datasets
         if checked.cached:
-            logger.info(f"Image files of {', '.join(checked.cached)}: unchanged since checked (OUTPUT_DIR/sniper_image_check)")
+            logger.info(
+                f"Image files of {', '.join(checked.cached)}: unchanged since checked (OUTPUT_DIR/sniper_image_check)"
+            )
     table = AnnotationTable(datasets, proposals, check_files=False)
     if check_files:
         check_scale_order(cfg.SNIPER.TRAIN.SCALES, table.sizes)

@@ -96,8 +96,9 @@ class DecodedImageCache:
     process expects to read the image in the epoch: the image's chips in the epoch over the
     processes sharing them. An image is kept only if ``reads >= 2``; when the budget is full, the
     entries with the fewest expected reads go first, the least recently used among equals, and
-    never for an entry expected to be read fewer times than they are. Each process (rank, data-loader worker) has its own
-    cache: pickling (to start a worker) copies the budget, not the contents.
+    never for an entry expected to be read fewer times than they are. Each process (rank,
+    data-loader worker) has its own cache: pickling (to start a worker) copies the budget, not the
+    contents. Cached images are read-only; chips are always new arrays.
     """
 
     MIN_READS = 2.0

@@ -263,7 +263,9 @@ def check_training_images(
         kept.append((dataset, [r for i, r in enumerate(dicts) if i not in drop] if drop else dicts))
     if problems:
         kinds = {p.kind for _, found in problems for p in found}
-        error = FileNotFoundError if "missing" in kinds else OSError if "unreadable" in kinds else ImageSizeMismatchError
+        error = ImageSizeMismatchError
+        if kinds & {"missing", "unreadable"}:
+            error = FileNotFoundError if "missing" in kinds else OSError
         raise error(_problems_message(problems))
     if skipped:
         shown = "\n  ".join(skipped[:10])

@@ -96,8 +96,9 @@ def test_truncated_jpeg_fails_at_start_up_naming_it(tmp_path):
     records = _records(tmp_path)
     cut(_jpeg_record(tmp_path, records, 2))
     register_dataset("sniper_test_truncated", records)
-    with pytest.raises(OSError, match=r"(?s)1 training image.*dataset 'sniper_test_truncated', image_id 102 \(.*cut\.jpg\): "
-                                      r"the file is truncated.*SKIP_UNREADABLE_IMAGES"):
+    expected = (r"(?s)1 training image.*dataset 'sniper_test_truncated', image_id 102 \(.*cut\.jpg\): "
+                r"the file is truncated.*SKIP_UNREADABLE_IMAGES")
+    with pytest.raises(OSError, match=expected):
         build_sniper_train_loader(small_sniper_cfg(("sniper_test_truncated",)))
 
 
@@ -125,7 +126,8 @@ def test_header_size_mismatch_fails_at_start_up_before_any_chip_is_read(tmp_path
     cfg.SNIPER.TRAIN.SKIP_UNREADABLE_IMAGES = True  # never skips a size mismatch
     monkeypatch.setattr("sniper_d2.data.chip_mapper.read_chip_image", lambda *a, **k: pytest.fail("chip read"))
     expected = (rf"dataset 'sniper_test_mismatch', image_id 101 \(.*img1\.png\): the file header says "
-                rf"{real[0]}x{real[1]} px but the annotation says {real[0] + 7}x{real[1]}.*Size mismatches: fix width/height")
+                rf"{real[0]}x{real[1]} px but the annotation says {real[0] + 7}x{real[1]}.*"
+                r"Size mismatches: fix width/height")
     with pytest.raises(ImageSizeMismatchError, match="(?s)" + expected):
         build_sniper_train_loader(cfg)
 
@@ -135,8 +137,8 @@ def test_missing_file_fails_at_start_up_with_every_problem_listed(tmp_path):
     records[0]["file_name"] = str(tmp_path / "gone.png")
     records[3]["height"] += 1
     register_dataset("sniper_test_missing_and_size", records)
-    with pytest.raises(FileNotFoundError, match=r"(?s)2 training image.*image_id 100 \(.*gone\.png\): the file does not "
-                                                r"exist.*image_id 103 .*header says"):
+    expected = r"(?s)2 training image.*image_id 100 \(.*gone\.png\): the file does not exist.*image_id 103 .*header"
+    with pytest.raises(FileNotFoundError, match=expected):
         build_chip_planner(small_sniper_cfg(("sniper_test_missing_and_size",)))
 
 
