@@ -5,6 +5,13 @@
     python train_net.py --config-file configs/sniper_R_50_FPN_1x.yaml --eval-only MODEL.WEIGHTS model.pth
     python train_net.py --config-file ... --resume        # continue from OUTPUT_DIR/last_checkpoint
     python train_net.py --config-file configs/sniper_R_50_FPN_1x.yaml --mine-negatives --num-gpus 8
+    python train_net.py --config-file configs/sniper_R_50_FPN_1x.yaml \
+        --register-coco my_train train.json images/ --register-coco my_val val.json images/ \
+        DATASETS.TRAIN "('my_train',)" DATASETS.TEST "('my_val',)" MODEL.ROI_HEADS.NUM_CLASSES 5
+
+``--register-coco NAME JSON IMAGE_ROOT`` (repeatable) registers a COCO-format file as dataset NAME
+in every process, like Detectron2's ``register_coco_instances``; images without width/height in the
+file get them from their headers.
 
 ``--mine-negatives`` runs the whole negative-chip pipeline: (1) a short RPN-only schedule on
 positive chips, (2) its proposals on the full training images, written to
@@ -30,35 +37,40 @@ it was made from:
 Trailing ``KEY VALUE`` pairs override the config. Training runs on SNIPER chips
 (``SNIPER.TRAIN.ENABLED``); evaluation on the multi-scale pyramid (``SNIPER.TEST.MULTI_SCALE``).
 """
+import logging
+
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import get_cfg
 from detectron2.engine import default_argument_parser, default_setup, launch
-from detectron2.utils import comm
-from detectron2.utils.logger import setup_logger
+from detectron2.data import DatasetCatalog
 
 import sniper_d2  # noqa: F401  (registers SNIPER components and built-in datasets)
 from sniper_d2 import SniperTrainer as Trainer  # DefaultTrainer + chip loader + multi-scale test
 from sniper_d2 import add_sniper_config, check_sniper_config
+from sniper_d2.data import register_coco_with_sizes
 from sniper_d2.engine.run_guard import resume_or_refuse
 from sniper_d2.mining import mine_negative_proposals, mining_paths
 
 
-def setup(args):
+def build_config(args):
+    """The frozen, checked config of ``args``, after registering its ``--register-coco`` datasets."""
+    for name, json_file, image_root in args.register_coco:
+        if name in DatasetCatalog.list():
+            raise ValueError(f"--register-coco: a dataset named '{name}' is already registered; choose another name.")
+        register_coco_with_sizes(name, json_file, image_root)
     cfg = get_cfg()
     add_sniper_config(cfg)
     cfg.merge_from_file(args.config_file)
     cfg.merge_from_list(args.opts)
     cfg.freeze()
     check_sniper_config(cfg)
-    default_setup(cfg, args)
-    # sniper_d2's own log lines (chip statistics, mining stages, summary) next to Detectron2's
-    setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="sniper_d2", abbrev_name="sniper")
     return cfg
 
 
 def main(args):
-    cfg = setup(args)
+    cfg = build_config(args)
     if args.eval_only:
+        default_setup(cfg, args)  # logging (sniper_d2's lines included), OUTPUT_DIR/config.yaml
         model = Trainer.build_model(cfg)
         DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
         return Trainer.test(cfg, model)
@@ -67,8 +79,14 @@ def main(args):
         cfg.defrost()
         cfg.SNIPER.NEG.PROPOSAL_FILES = tuple(mining_paths(cfg)[2])
         cfg.freeze()
-    # before mining, so that a refused run costs nothing; raises rather than overwrite another run
+    # before mining and before default_setup rewrites OUTPUT_DIR/config.yaml, so that a refused run
+    # costs and changes nothing; raises rather than overwrite another run
     resume = resume_or_refuse(cfg, args.resume)
+    default_setup(cfg, args)
+    if resume and not args.resume:
+        logging.getLogger("detectron2").info(
+            f"{cfg.OUTPUT_DIR} holds a checkpoint of this config and data: resuming from it (see run_stamp.json)."
+        )
     if args.mine_negatives:
         mine_negative_proposals(cfg, Trainer)
     trainer = Trainer(cfg)
@@ -77,8 +95,13 @@ def main(args):
 
 
 def argument_parser():
-    """Detectron2's standard training arguments plus ``--mine-negatives``."""
+    """Detectron2's standard training arguments plus ``--mine-negatives`` and ``--register-coco``."""
     parser = default_argument_parser()
+    parser.add_argument(
+        "--register-coco", nargs=3, action="append", default=[], metavar=("NAME", "JSON", "IMAGE_ROOT"),
+        help="register a COCO-format dataset as NAME (repeatable; images without width/height in the file "
+        "get them from their headers); select it with DATASETS.TRAIN \"('NAME',)\" / DATASETS.TEST",
+    )
     parser.add_argument(
         "--mine-negatives", action="store_true",
         help="mine negative-chip proposals first (RPN stage + proposal extraction), then train with them",

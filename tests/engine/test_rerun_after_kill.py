@@ -218,10 +218,10 @@ def test_killed_in_each_stage_and_rerun_ends_as_the_uninterrupted_run(tmp_path, 
 
 def test_changed_config_is_refused_without_resume(uninterrupted):
     out, _ = uninterrupted
-    before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.pth")}
+    before = {p.name: p.stat().st_mtime_ns for p in [*out.glob("*.pth"), out / "config.yaml"]}
     with pytest.raises(ConfigChangedError, match=r"SOLVER.BASE_LR 0.05 -> 0.02.*--resume.*OUTPUT_DIR") as error:
         train_net.main(_args(out, "SOLVER.BASE_LR", "0.02"))
     assert "model_final.pth" in str(error.value)
-    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.pth")} == before
+    assert {p.name: p.stat().st_mtime_ns for p in [*out.glob("*.pth"), out / "config.yaml"]} == before
     stamp = json.loads((out / "run_stamp.json").read_text())
     assert stamp["config"]["SOLVER.BASE_LR"] == 0.05  # the refused run is not recorded
