@@ -104,15 +104,31 @@ class SniperTrainer(DefaultTrainer):
 
     @classmethod
     def test(cls, cfg, model, evaluators=None):
-        """Evaluate ``model`` on ``DATASETS.TEST`` (multi-scale when ``SNIPER.TEST.MULTI_SCALE``)."""
+        """Evaluate ``model`` on ``DATASETS.TEST`` (multi-scale when ``SNIPER.TEST.MULTI_SCALE``);
+        logs one "SNIPER result on <dataset>" line per dataset, in training and ``--eval-only``."""
         if isinstance(model, DistributedDataParallel):
             model = model.module
         results = super().test(cfg, build_inference_model(cfg, model), evaluators)
         if comm.is_main_process():
-            for dataset_name, metrics in results.items():
+            for dataset_name, metrics in _per_dataset(results, cfg.DATASETS.TEST).items():
                 if "bbox" in metrics:
-                    logger.info(f"{dataset_name} bbox: {_ap_line(metrics['bbox'])}")
+                    logger.info(f"SNIPER result on {dataset_name} ({_test_kind(cfg)}): {_ap_line(metrics['bbox'])}")
         return results
+
+
+def _per_dataset(results, test_names) -> dict:
+    """``{dataset: {task: metrics}}`` from DefaultTrainer.test's results, which it flattens to
+    ``{task: metrics}`` when there is one test dataset."""
+    if len(test_names) == 1 and test_names[0] not in results:
+        return {test_names[0]: results}
+    return results
+
+
+def _test_kind(cfg) -> str:
+    if not cfg.SNIPER.TEST.MULTI_SCALE:
+        return f"single-scale test, {cfg.INPUT.MIN_SIZE_TEST}/{cfg.INPUT.MAX_SIZE_TEST} px"
+    scales = ", ".join(str(s) for s in cfg.SNIPER.TEST.SCALES)
+    return f"multi-scale test: {scales}"
 
 
 def _ap_line(metrics) -> str:
