@@ -14,6 +14,7 @@ from ..chips.scales import parse_scales
 from ..data.build import get_training_dicts
 from ..engine.atomic_files import atomic_write
 from ..inference import scale_test_inputs
+from .progress_log import ProgressLog
 
 __all__ = ["extract_proposals", "save_proposal_file"]
 
@@ -38,6 +39,11 @@ def extract_proposals(cfg, model, dataset_name: str) -> Dict:
     was_training = model.training
     model.eval()
     ids, boxes, logits = [], [], []
+    progress = ProgressLog(
+        len(loader), f"Negative mining stage 2, proposals on {dataset_name}"
+        + (f" (this process's share of {comm.get_world_size()})" if comm.get_world_size() > 1 else ""),
+        logger,
+    )
     with torch.no_grad():
         for batch in tqdm.tqdm(loader, desc=f"proposals on {dataset_name}", disable=not comm.is_main_process()):
             per_scale = [model(scale_test_inputs(batch, scale)) for scale in scales]
@@ -46,6 +52,7 @@ def extract_proposals(cfg, model, dataset_name: str) -> Dict:
                 ids.append(inputs["image_id"])
                 boxes.append(torch.cat([p.proposal_boxes.tensor for p in found]).cpu().numpy())
                 logits.append(torch.cat([p.objectness_logits for p in found]).cpu().numpy())
+            progress.step(len(batch))
     model.train(was_training)
     gathered = comm.gather((ids, boxes, logits), dst=0)
     if not comm.is_main_process():
