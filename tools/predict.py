@@ -79,7 +79,9 @@ def expand_inputs(items: List[str]) -> List[str]:
         if os.path.isdir(item):
             found = sorted(os.path.join(item, n) for n in os.listdir(item) if n.lower().endswith(IMAGE_EXTENSIONS))
             if not found:
-                raise FileNotFoundError(f"--input: directory '{item}' holds no image files ({', '.join(IMAGE_EXTENSIONS)}).")
+                raise FileNotFoundError(
+                    f"--input: directory '{item}' holds no image files ({', '.join(IMAGE_EXTENSIONS)})."
+                )
         elif os.path.isfile(item):
             found = [item]
         elif glob.has_magic(item):

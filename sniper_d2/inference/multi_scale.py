@@ -220,8 +220,8 @@ class SniperMultiScaleInference(nn.Module):
         self.tile_size, self.tile_overlap, self.tile_above = int(tile_size), int(tile_overlap), int(tile_above)
         backbone = getattr(model, "backbone", None)
         shapes = backbone.output_shape() if callable(getattr(backbone, "output_shape", None)) else {}
-        # tiles start on the grid of the coarsest feature map where the scale factor allows
-        self._feature_stride = max((shape.stride or 1 for shape in shapes.values()), default=1)
+        # the coarsest feature map's stride, px: tiles start on its grid where the factor allows
+        self.feature_stride = max((shape.stride or 1 for shape in shapes.values()), default=1)
         self._overlap_warned = set()
         self.merge = merge
         self.soft_nms_sigma = float(soft_nms_sigma)
@@ -313,7 +313,7 @@ class SniperMultiScaleInference(nn.Module):
                 f"{image.shape[1]}x{image.shape[2]} px: use build_test_mapper(cfg), which does not resize."
             )
         valid_range = self._image_ranges(inputs, position)[scale_index]
-        tiles = tile_grid(width, height, factor, self.tile_size, self.tile_overlap, self._feature_stride)
+        tiles = tile_grid(width, height, factor, self.tile_size, self.tile_overlap, self.feature_stride)
         if len(tiles) > 1:
             self._warn_if_overlap_small(scale_index, valid_range.hi * factor)
         tile_scale = ScaleSpec("factor", (factor,))

@@ -5,8 +5,8 @@ to resize and run at once: 8000x8000 px at factor 3 is 24000x24000 px, 6.9 GB as
 before the backbone's features. Tiled, the scaled image is covered by overlapping square tiles of
 at most ``tile_size`` scaled px. Each tile is a region of the original image (original px), cut
 out, resized alone and run through the detector (:class:`SniperMultiScaleInference` does that),
-so memory is bounded by one tile whatever the image size. It is SAHI's sliced prediction (tiles
-at a fixed step, the last one cut at the image's edge) with these choices:
+so memory is bounded by one tile whatever the image size. It is SAHI's sliced prediction with
+these choices:
 
 * **Which tile keeps a detection.** The tiles' *cores* partition the image: an overlap between
   two tiles is split in its middle, image borders belong to the tiles that touch them. A tile
@@ -29,7 +29,7 @@ Everything here is geometry in original px; the crop, resize and detector call a
 """
 import math
 from dataclasses import dataclass
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import torch
 from detectron2.structures import Boxes, Instances
@@ -44,7 +44,7 @@ __all__ = [
     "feature_alignment",
     "owned_detections",
     "tile_grid",
-    "tile_starts",
+    "tile_spans",
     "tiling_applies",
 ]
 
@@ -96,17 +96,30 @@ def tiling_applies(width: int, height: int, factor: float, tile_size: int, tile_
     return tile_size > 0 and max(scaled_size(width, height, factor)) > tile_above
 
 
-def tile_starts(length: int, crop: int, overlap: int, align: int = 1) -> List[int]:
-    """First pixels of the tiles covering ``length`` px with tiles of ``crop`` px overlapping by
-    at least ``overlap`` px (all original px): 0, step, 2 x step, ... until a tile reaches the
-    end (the last one is cut at ``length``), the step being ``crop - overlap`` rounded down to a
-    multiple of ``align`` (unrounded if that leaves none). One tile (start 0) when ``length <= crop``."""
+def tile_spans(length: int, crop: int, overlap: int, align: int = 1) -> List[Tuple[int, int]]:
+    """``(start, end)`` of the tiles covering ``length`` px (all original px): tiles of at most
+    ``crop`` px, neighbours overlapping by at least ``overlap`` px, starts at multiples of
+    ``align`` (ignored when ``crop - overlap < align``). As few tiles as that allows, all of one
+    width, the narrowest that covers ``length`` (so the tiles' pixels exceed ``length`` by little
+    more than the overlaps); the last tile is cut at ``length``. One tile when ``length <= crop``."""
     if not 0 <= overlap < crop:
         raise ValueError(f"Tile overlap must be in [0, tile side), got {overlap} for {crop} px tiles.")
     if length <= crop:
-        return [0]
-    step = (crop - overlap) // align * align or crop - overlap
-    return list(range(0, length - crop + step, step))
+        return [(0, length)]
+    if crop - overlap < align:
+        align = 1
+    count = math.ceil((length - overlap) / (crop - overlap))
+    while True:  # more tiles than the least count only when the alignment needs them
+        even = (length - overlap) / count  # the step at which tiles of overlap + step px just cover
+        widths = {}
+        for step in (math.floor(even / align) * align, math.ceil(even / align) * align):
+            width = max(overlap + step, length - (count - 1) * step)
+            if step >= 1 and width <= crop:
+                widths[width] = step
+        if widths:
+            width = min(widths)
+            return [(k * widths[width], min(k * widths[width] + width, length)) for k in range(count)]
+        count += 1
 
 
 def feature_alignment(factor: float, stride: int, crop: int) -> int:
@@ -138,8 +151,8 @@ def _spans(length: int, factor: float, tile_size: int, overlap: int, stride: int
     align = feature_alignment(factor, stride, crop)
     crop = crop // align * align
     overlap = min(crop - 1, math.ceil(overlap / factor))
-    starts = tile_starts(length, crop, overlap, align)
-    ends = [min(s + crop, length) for s in starts]
+    spans = tile_spans(length, crop, overlap, align)
+    starts, ends = [s for s, _ in spans], [e for _, e in spans]
     cuts = [(s + e) / 2 for s, e in zip(starts[1:], ends[:-1])]  # middle of each overlap
     lows, highs = [-math.inf] + cuts, cuts + [math.inf]
     return list(zip(starts, ends, lows, highs))
@@ -151,12 +164,11 @@ def tile_grid(width: int, height: int, factor: float, tile_size: int, overlap: i
 
     A tile is a square of at most ``floor(tile_size / factor)`` original px, so its scaled copy
     (``scaled_size``) is at most ``tile_size`` px a side; neighbours overlap by at least
-    ``ceil(overlap / factor)`` original px; the last tile of a row or column is cut at the
-    image's edge. With ``stride`` (the detector's largest feature stride, scaled px), tiles start
-    where the whole scaled image has a feature-grid point when the factor allows it
-    (:func:`feature_alignment`: at factor 1 and stride 64, every 64 px). Along a side whose
-    scaled length fits in one tile, the tiles span the whole side; an image whose scaled copy
-    fits gets one tile, the image.
+    ``ceil(overlap / factor)`` original px (:func:`tile_spans`). With ``stride`` (the
+    detector's largest feature stride, scaled px), tiles start where the whole scaled image has
+    a feature-grid point when the factor allows it (:func:`feature_alignment`: at factor 1 and
+    stride 64, every 64 px). Along a side whose scaled length fits in one tile, the tiles span
+    the whole side; an image whose scaled copy fits gets one tile, the image.
     """
     if not factor > 0:
         raise ValueError(f"Tile grid: scale factor must be > 0, got {factor}.")

@@ -24,7 +24,7 @@ from sniper_d2.inference.tiling import (
     feature_alignment,
     owned_detections,
     tile_grid,
-    tile_starts,
+    tile_spans,
     tiling_applies,
 )
 
@@ -96,6 +96,8 @@ def test_grid_covers_the_image_with_bounded_tiles_and_partitioning_cores(width, 
     crop = math.floor(tile_size / factor)
     align = feature_alignment(factor, stride, crop)
     crop_overlap = min(crop // align * align - 1, math.ceil(overlap / factor))
+    if crop // align * align - crop_overlap < align:
+        align = 1  # the overlap leaves no aligned step
     assert len(tiles) == len({(t.x0, t.y0) for t in tiles})
     assert all(t.x0 % align == 0 and t.y0 % align == 0 for t in tiles)
     for tile in tiles:
@@ -115,14 +117,17 @@ def test_grid_covers_the_image_with_bounded_tiles_and_partitioning_cores(width, 
         assert tiles == [Tile(0, 0, width, height, (-math.inf, -math.inf, math.inf, math.inf))]
 
 
-def test_tile_starts_step_by_the_aligned_stride_and_reject_overlap_of_a_whole_tile():
-    assert tile_starts(100, 100, 10) == [0]
-    assert tile_starts(250, 100, 20) == [0, 80, 160]  # the last tile, 160-250, is cut at the edge
-    assert tile_starts(250, 100, 20, align=32) == [0, 64, 128, 192]  # step 80 rounded down to 64
-    assert tile_starts(250, 100, 20, align=128) == [0, 80, 160]  # no multiple of 128 fits: unaligned
-    assert tile_starts(1000, 512, 0) == [0, 512]
+def test_tile_spans_are_the_fewest_narrowest_aligned_tiles_and_reject_overlap_of_a_whole_tile():
+    assert tile_spans(100, 100, 10) == [(0, 100)]
+    # 3 tiles of 97 px at steps of 77 (overlaps 20): the narrowest 3 tiles that cover 250 px
+    assert tile_spans(250, 100, 20) == [(0, 97), (77, 174), (154, 250)]
+    # steps of 32 px: 3 tiles would need 116 px (step 96) or 122 px (step 64); 4 tiles of 84 px
+    assert tile_spans(250, 100, 20, align=32) == [(0, 84), (64, 148), (128, 212), (192, 250)]
+    assert tile_spans(250, 100, 20, align=128) == tile_spans(250, 100, 20)  # a step of 128 > 80: unaligned
+    assert tile_spans(2000, 1024, 128, align=64) == [(0, 768), (640, 1408), (1280, 2000)]
+    assert tile_spans(1000, 512, 0) == [(0, 500), (500, 1000)]
     with pytest.raises(ValueError, match="overlap"):
-        tile_starts(1000, 100, 100)
+        tile_spans(1000, 100, 100)
 
 
 @pytest.mark.parametrize(
@@ -193,7 +198,7 @@ def test_a_tile_keeps_detections_centred_in_its_core_and_not_cut_by_its_interior
 # ---- the wrapper, tiled -------------------------------------------------------------------------
 
 # Squares (x, y, side) of a 300x400 image; with 128 px tiles and 40 px overlap at factor 1 the
-# tiles span x 0-128, 68-196, 136-264, 204-332, 272-400 and y 0-128, 86-214, 172-300: several
+# tiles span x 0-112, 72-184, 144-256, 216-328, 288-400 and y 0-127, 87-214, 174-300: several
 # squares lie in two or four tiles' overlap, some cross a tile edge, two touch the image border.
 SQUARES = [(95, 95, 30), (180, 90, 30), (5, 5, 20), (370, 270, 30), (0, 150, 25), (250, 190, 12), (120, 20, 16)]
 
@@ -226,8 +231,8 @@ def test_resized_tiles_give_boxes_in_original_px():
 
 
 def test_objects_larger_than_the_overlap_are_dropped_where_tiles_cut_them_and_a_warning_says_so(caplog):
-    # Tiles x 0-128 and 72-200: a 60 px square at x 70-130 lies whole in neither; its centre
-    # (x 100) is the right tile's, which cuts it at x 72, so no part of it is kept.
+    # Tiles x 0-110 and 90-200: a 60 px square at x 70-130 lies whole in neither; its centre
+    # (x 100) is the right tile's, which cuts it at x 90, so no part of it is kept.
     image = blob_image(200, 200, [(70, 20, 60), (20, 150, 10)])
     wrapper = SniperMultiScaleInference(BlobDetector(), [1.0], [(-1, 100)], tile_size=128, tile_overlap=20)
     with caplog.at_level(logging.WARNING, logger="sniper_d2.inference.multi_scale"):
@@ -271,8 +276,9 @@ def test_detector_inputs_stay_within_the_tile_size_however_large_the_scaled_imag
 def test_tile_larger_than_the_image_equals_untiled_exactly(tiny_cfg, tiny_model):
     # The tiled path (TILE_ABOVE 0) with one tile per scale gives the whole-image detections.
     # One image per call: a batch of two runs convolutions with other kernels (last-bit differences).
-    inputs = [{"image": torch.randint(0, 256, (3, 72, 96), dtype=torch.uint8, generator=torch.Generator().manual_seed(s)),
-               "height": 72, "width": 96} for s in (1, 2)]
+    inputs = [{"image": torch.randint(0, 256, (3, 72, 96), dtype=torch.uint8,
+                                      generator=torch.Generator().manual_seed(s)), "height": 72, "width": 96}
+              for s in (1, 2)]
     untiled = [SniperMultiScaleInference(tiny_cfg, tiny_model)([x])[0] for x in inputs]
     cfg = tiny_cfg.clone()
     cfg.SNIPER.TEST.TILE_SIZE, cfg.SNIPER.TEST.TILE_OVERLAP = 1024, 64  # scaled images are at most 200 px
@@ -280,7 +286,8 @@ def test_tile_larger_than_the_image_equals_untiled_exactly(tiny_cfg, tiny_model)
     assert (wrapper.tile_size, wrapper.tile_overlap, wrapper.tile_above) == (1024, 64, 0)
     calls = []
     original = tiny_model.inference
-    tiny_model.inference = lambda batch, do_postprocess=True: calls.append(len(batch)) or original(batch, do_postprocess=do_postprocess)
+    tiny_model.inference = lambda batch, do_postprocess=True: (
+        calls.append(len(batch)) or original(batch, do_postprocess=do_postprocess))
     try:
         tiled = [wrapper([x])[0] for x in inputs]
     finally:
