@@ -12,7 +12,7 @@ def test_lines_at_the_interval_and_at_the_end_with_eta(caplog):
         for _ in range(10):
             now[0] += 12.0  # 12 s per image: a line every third image, and the last one
             progress.step()
-    lines = [r.getMessage() for r in caplog.records]
+    lines = [r.getMessage() for r in caplog.records if r.name == "sniper_d2.test_progress"]
     assert lines == [
         "proposals on d: 3/10 images (30 %), 12.00 s per image, ETA 0:01:24",
         "proposals on d: 6/10 images (60 %), 12.00 s per image, ETA 0:00:48",
