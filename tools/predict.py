@@ -150,8 +150,7 @@ def output_names(paths: List[str]) -> List[str]:
 def main(argv=None) -> dict:
     """Predict, draw and write; returns ``{"images": [PNG paths], "json": path, "detections": n}``."""
     args = parse_args(argv)
-    setup_logger(name="detectron2")
-    setup_logger(name="sniper_d2")
+    setup_logger(name="detectron2")  # sniper_d2's lines (e.g. the tile-overlap warning) go through it
     cfg = tool_config(args)
     paths = expand_inputs(args.input)
     output = args.output or os.path.join(cfg.OUTPUT_DIR, "predict")
