@@ -16,7 +16,8 @@ class Detectron2Handlers(logging.Handler):
     """Emits each record through the handlers of the ``detectron2`` logger.
 
     Stands aside when the ``sniper_d2`` logger has handlers of its own (e.g. from
-    ``setup_logger(name="sniper_d2")``), so no line is printed twice. With no Detectron2 handlers
+    ``setup_logger(name="sniper_d2")``), and skips Detectron2 handlers that are also on the root
+    logger, so no line is printed twice. With no Detectron2 handlers
     and no root handlers, warnings and errors still reach stderr (``logging.lastResort``).
     """
 
@@ -25,8 +26,10 @@ class Detectron2Handlers(logging.Handler):
         if any(not isinstance(h, Detectron2Handlers) for h in own):
             return
         handlers = logging.getLogger("detectron2").handlers
+        # a handler also on the root logger gets the record by propagation already
+        reached = logging.getLogger().handlers if logging.getLogger("sniper_d2").propagate else ()
         for handler in handlers:
-            if record.levelno >= handler.level:
+            if record.levelno >= handler.level and not any(handler is h for h in reached):
                 handler.handle(record)
         if not handlers and not logging.getLogger().handlers and logging.lastResort is not None:
             if record.levelno >= logging.lastResort.level:
