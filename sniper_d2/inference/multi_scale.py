@@ -359,6 +359,9 @@ class SniperMultiScaleInference(nn.Module):
         if self.proposals_per_scale and isinstance(topk, dict):
             saved.append((rpn, "post_nms_topk", topk))
             rpn.post_nms_topk = {**topk, False: self.proposals_per_scale}
+        if hasattr(rpn, "in_multi_scale_test"):  # SniperRPN: no "single-scale test" warning inside
+            saved.append((rpn, "in_multi_scale_test", rpn.in_multi_scale_test))
+            rpn.in_multi_scale_test = True
         try:
             yield
         finally:

@@ -41,13 +41,19 @@ class SniperRPN(RPN):
     SniperRPN``)."""
 
     @configurable
-    def __init__(self, *, invalid_iou_thresh: float = 0.3, expects_chip_targets: bool = False, **kwargs):
+    def __init__(
+        self, *, invalid_iou_thresh: float = 0.3, expects_chip_targets: bool = False,
+        expects_multi_scale_test: bool = False, **kwargs,
+    ):
         """
         Args:
             invalid_iou_thresh: an anchor whose IoU with any invalid box is above this is ignored.
             expects_chip_targets: the config trains on SNIPER chips (``SNIPER.TRAIN.ENABLED``):
                 training batches of plain ``Instances`` then get a one-time warning (the data
                 loader is not SNIPER's, so every box trains as valid).
+            expects_multi_scale_test: the config tests on the SNIPER pyramid
+                (``SNIPER.TEST.MULTI_SCALE``): inference outside the multi-scale wrapper (e.g.
+                ``DefaultPredictor``, ``DefaultTrainer.test``) then gets a one-time warning.
             kwargs: the arguments of Detectron2's ``RPN``.
         """
         super().__init__(**kwargs)
@@ -58,7 +64,10 @@ class SniperRPN(RPN):
             )
         self.invalid_iou_thresh = invalid_iou_thresh
         self.expects_chip_targets = expects_chip_targets
+        self.expects_multi_scale_test = expects_multi_scale_test
+        self.in_multi_scale_test = False  # set by the multi-scale wrapper around its scales
         self._warned_plain = False
+        self._warned_single_scale = False
         self._proposal_ranges = None  # per image of the current training batch, chip px
 
     @classmethod
@@ -71,6 +80,7 @@ class SniperRPN(RPN):
         ret = super().from_config(cfg, input_shape)
         ret["invalid_iou_thresh"] = cfg.SNIPER.TRAIN.RPN_INVALID_IOU_THRESH
         ret["expects_chip_targets"] = cfg.SNIPER.TRAIN.ENABLED
+        ret["expects_multi_scale_test"] = cfg.SNIPER.TEST.MULTI_SCALE
         return ret
 
     def predict_proposals(
@@ -87,6 +97,8 @@ class SniperRPN(RPN):
         Detectron2's ``RPN.forward`` labels anchors (:meth:`label_and_sample_anchors`, which
         notes each chip's valid range) before it predicts proposals. Scriptable: the chip-aware
         ranking runs only in training."""
+        if not torch.jit.is_scripting() and not self.training:
+            self._warn_single_scale_test()
         with torch.no_grad():
             proposals = self._decode_proposals(anchors, pred_anchor_deltas)  # (N, R, 4) per level
             ranges_given = self.training and self._proposal_ranges is not None
@@ -160,6 +172,18 @@ class SniperRPN(RPN):
             "anchors_ignored_near_invalid_per_chip": [c[2] for c in counts],
         })
         return labels, matched_boxes
+
+    @torch.jit.unused
+    def _warn_single_scale_test(self) -> None:
+        if self.expects_multi_scale_test and not self.in_multi_scale_test and not self._warned_single_scale:
+            self._warned_single_scale = True
+            logger.warning(
+                "This SNIPER model is running Detectron2's single-scale inference (e.g. DefaultPredictor "
+                "or DefaultTrainer.test), although SNIPER.TEST.MULTI_SCALE is True: it is not tested on "
+                "its pyramid with per-scale valid ranges. Use sniper_d2.SniperPredictor, "
+                "SniperTrainer.test or sniper_d2.build_inference_model(cfg, model); set "
+                "SNIPER.TEST.MULTI_SCALE False if single-scale is what you want."
+            )
 
     def _warn_plain_targets(self) -> None:
         if self.expects_chip_targets and not self._warned_plain:

@@ -93,3 +93,22 @@ def test_chip_config_trained_without_chips_warns_once(tiny_cfg, caplog):
         proposal_sizes(rpn, [targets(chip=False)])
         proposal_sizes(rpn, [targets(chip=False)])
     assert caplog.text.count("SniperRPN is training on plain Instances") == 1
+
+
+def test_single_scale_inference_of_a_multi_scale_config_warns_once(tiny_cfg, caplog):
+    from detectron2.modeling import build_model
+
+    from sniper_d2.inference import build_inference_model
+
+    cfg = tiny_cfg("FPN", sniper=True)
+    cfg.SNIPER.TEST.SCALES, cfg.SNIPER.TEST.VALID_RANGES = (1.0, 0.5), ((-1, 40), (30, -1))
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    inputs = [{"image": torch.rand(3, 64, 64) * 255, "height": 64, "width": 64}]
+    message = "running Detectron2's single-scale inference"
+    with torch.no_grad(), caplog.at_level(logging.WARNING):
+        build_inference_model(cfg, model)(inputs)  # the pyramid: as configured, no warning
+        assert message not in caplog.text
+        model(inputs)  # what DefaultPredictor / DefaultTrainer.test do
+        model(inputs)
+    assert caplog.text.count(message) == 1
