@@ -1,12 +1,14 @@
 """Scale specifications: how an image is resized for one level of the SNIPER pyramid.
 
-Pure Python/numpy. A scale factor is *chip px per original px*.
+Pure Python/numpy. A scale factor is *chip px per original px*. Lists may be of any list-like
+type (list, tuple, omegaconf's ``ListConfig`` from a LazyConfig), never a string.
 """
 import math
+from collections.abc import Iterable, Mapping, Sized
 from dataclasses import dataclass
 from typing import Sequence, Tuple, Union
 
-__all__ = ["ScaleSpec", "parse_scale", "parse_scales", "scaled_size"]
+__all__ = ["ScaleSpec", "is_list_like", "parse_scale", "parse_scales", "scaled_size"]
 
 ScaleLike = Union[float, int, str, Sequence[float]]
 
@@ -42,6 +44,12 @@ class ScaleSpec:
         return f"[{self.values[0]:g}, {self.values[1]:g}]"
 
 
+def is_list_like(value) -> bool:
+    """A list-like config value: list, tuple, omegaconf ``ListConfig``, numpy array... (sized and
+    iterable, not a string or a mapping)."""
+    return isinstance(value, Iterable) and isinstance(value, Sized) and not isinstance(value, (str, bytes, Mapping))
+
+
 def _positive(value, spec) -> float:
     try:
         v = float(value)
@@ -68,7 +76,7 @@ def parse_scale(spec: ScaleLike) -> ScaleSpec:
         if text.startswith("longest:"):
             return ScaleSpec("longest", (_positive(text.split(":", 1)[1], spec),))
         return ScaleSpec("factor", (_positive(text, spec),))
-    if isinstance(spec, (list, tuple)) and len(spec) == 2:
+    if is_list_like(spec) and len(spec) == 2:
         short, max_long = (_positive(v, spec) for v in spec)
         return ScaleSpec("resolution", (short, max_long))
     raise ValueError(
@@ -79,7 +87,7 @@ def parse_scale(spec: ScaleLike) -> ScaleSpec:
 
 def parse_scales(specs: Sequence[ScaleLike]) -> Tuple[ScaleSpec, ...]:
     """Parse a list of scales (config ``SNIPER.TRAIN.SCALES`` / ``SNIPER.TEST.SCALES``)."""
-    if isinstance(specs, (str, int, float)) or len(specs) == 0:
+    if not is_list_like(specs) or len(specs) == 0:
         raise ValueError(f"Expected a non-empty list of scales, got {specs!r}.")
     return tuple(parse_scale(s) for s in specs)
 

@@ -3,11 +3,14 @@
 A range is ``(lo, hi)`` in sqrt(box area); ``-1`` in a config means unbounded. Training uses
 half-open ``lo <= size < hi`` (the authors' chip rules); test-time filtering uses
 ``lo < size <= hi`` (SNIPER_SPEC section 6). The membership tests work elementwise on numpy
-arrays and torch tensors alike.
+arrays and torch tensors alike. Pairs and lists may be of any list-like type (list, tuple,
+omegaconf's ``ListConfig`` from a LazyConfig).
 """
 import math
 from dataclasses import dataclass
 from typing import Sequence, Tuple
+
+from .scales import is_list_like
 
 __all__ = ["ValidRange", "parse_valid_ranges"]
 
@@ -22,7 +25,7 @@ class ValidRange:
     @classmethod
     def from_config(cls, pair) -> "ValidRange":
         """From a config pair ``(lo, hi)`` where -1 means unbounded."""
-        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+        if not is_list_like(pair) or len(pair) != 2:
             raise ValueError(f"A valid range is a pair (lo, hi) with -1 = unbounded, got {pair!r}.")
         lo, hi = (float(v) for v in pair)
         if any(math.isnan(v) for v in (lo, hi)) or (lo < 0 and lo != -1) or (hi < 0 and hi != -1):
@@ -53,6 +56,8 @@ class ValidRange:
 def parse_valid_ranges(pairs: Sequence, num_scales: int, key: str = "VALID_RANGES"):
     """Parse one ``(lo, hi)`` (or a ready :class:`ValidRange`) per scale; raise naming ``key`` if
     the counts disagree."""
+    if not is_list_like(pairs):
+        raise ValueError(f"{key} is a list of (lo, hi) pairs, one per scale (-1 = unbounded), got {pairs!r}.")
     ranges = tuple(p if isinstance(p, ValidRange) else ValidRange.from_config(p) for p in pairs)
     if len(ranges) != num_scales:
         raise ValueError(
