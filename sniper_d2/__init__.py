@@ -4,11 +4,12 @@ Importing this package registers every SNIPER component in Detectron2's registri
 (``SniperRPN``, ``SniperStandardROIHeads``, ``SniperRes5ROIHeads``) and the built-in synthetic
 datasets (``sniper_shapes_train``, ``sniper_shapes_val``; generated on first use).
 """
+from . import opencv_check as _opencv_check  # noqa: F401  (cv2 missing: fails here, naming the packages)
 from . import modeling as _modeling  # noqa: F401  (registers the heads)
 from .log import forward_to_detectron2_logger
 from .chip_instances import ChipInstances
 from .config import add_sniper_config, check_sniper_config
-from .data import SniperChipMapper, build_sniper_train_loader
+from .data import SniperChipMapper, build_sniper_train_loader, register_coco_with_sizes
 from .engine import SniperTrainer
 from .inference import SniperMultiScaleInference, SniperPredictor, build_inference_model, build_test_mapper
 from .modeling import SniperRes5ROIHeads, SniperRPN, SniperStandardROIHeads
@@ -27,6 +28,7 @@ __all__ = [
     "build_sniper_train_loader",
     "build_test_mapper",
     "check_sniper_config",
+    "register_coco_with_sizes",
 ]
 __version__ = "0.1.0"
 

@@ -248,6 +248,7 @@ _BOUNDS = {
     "SEED": (lambda v: _is_int(v) and v >= -1, "an integer >= 0, or -1 (use cfg.SEED)"),
     "TRAIN.MIN_BOX_SIZE": (lambda v: _is_number(v) and v >= 0, "a number >= 0 (chip px)"),
     "TRAIN.RPN_INVALID_IOU_THRESH": (lambda v: _is_number(v) and 0 <= v <= 1, "an IoU in [0, 1]"),
+    "TRAIN.DECODE_CACHE_MB": (lambda v: _is_number(v) and v >= 0, "a number of MiB >= 0 (0: no cache)"),
     "NEG.CHIPS_PER_IMAGE": (lambda v: _is_int(v) and v >= 0, "an integer >= 0 (0: no negative chips)"),
     "NEG.MIN_PROPOSALS": (lambda v: all(_is_int(x) and x >= 0 for x in v), "integers >= 0, one per training scale"),
     "MINING.RPN_EPOCHS": (lambda v: _is_number(v) and v > 0, "a number of epochs > 0"),

@@ -80,6 +80,7 @@ def check_sniper_config_cpu(cfg):
         ("SNIPER.NEG.CHIPS_PER_IMAGE", -1, r"SNIPER.NEG.CHIPS_PER_IMAGE must be an integer >= 0.*got -1"),
         ("SNIPER.NEG.MIN_PROPOSALS", (25, -1, 10), r"SNIPER.NEG.MIN_PROPOSALS must be integers >= 0"),
         ("SNIPER.CHIP_SIZE", 0, r"SNIPER.CHIP_SIZE must be an integer >= 16"),
+        ("SNIPER.TRAIN.DECODE_CACHE_MB", -1, r"SNIPER.TRAIN.DECODE_CACHE_MB must be a number of MiB >= 0"),
         ("SNIPER.SEED", -2, r"SNIPER.SEED must be"),
         ("SNIPER.TRAIN.MIN_BOX_SIZE", -1, r"SNIPER.TRAIN.MIN_BOX_SIZE must be a number >= 0"),
         ("SNIPER.TRAIN.RPN_INVALID_IOU_THRESH", 1.5, r"RPN_INVALID_IOU_THRESH must be an IoU in \[0, 1\]"),
