@@ -258,6 +258,16 @@ class SniperMultiScaleInference(nn.Module):
                 input format; normally at original resolution) and ``"height"``/``"width"``
                 (original px, default: the image's size).
         """
+        if torch.jit.is_tracing() or torch.jit.is_scripting():
+            raise RuntimeError(
+                "SniperMultiScaleInference cannot be traced or scripted: the number of detections per "
+                "scale, the range filter and the soft-NMS merge depend on the data, so a traced graph "
+                "would only fit the image it was traced with. Export the single-scale model instead "
+                "(detectron2.export.TracingAdapter or scripting_with_instances on cfg's model; the "
+                "SNIPER heads script like Detectron2's) and run the pyramid and merge in Python with "
+                "sniper_d2.build_inference_model(cfg, model), or deploy single-scale "
+                "(SNIPER.TEST.MULTI_SCALE False)."
+            )
         if self.model.training:
             raise RuntimeError(
                 "SniperMultiScaleInference runs inference only: call .eval() on it (or the model) first."

@@ -31,3 +31,16 @@ def test_scripted_sniper_model_detects_as_the_eager_one(tiny_cfg, arch):
     torch.testing.assert_close(scripted.pred_boxes.tensor, eager.pred_boxes.tensor)
     torch.testing.assert_close(scripted.scores, eager.scores)
     assert torch.equal(scripted.pred_classes, eager.pred_classes)
+
+
+def test_tracing_the_multi_scale_wrapper_refuses_with_the_export_path(tiny_cfg):
+    from detectron2.export import TracingAdapter
+
+    from sniper_d2.inference import build_inference_model
+
+    cfg = tiny_cfg("FPN", sniper=True)
+    cfg.SNIPER.TEST.SCALES, cfg.SNIPER.TEST.VALID_RANGES = (1.0, 0.5), ((-1, 40), (30, -1))
+    wrapper = build_inference_model(cfg, build_model(cfg).eval())
+    inputs = [{"image": torch.rand(3, 64, 64) * 255}]
+    with pytest.raises(RuntimeError, match=r"cannot be traced or scripted.*TracingAdapter.*build_inference_model"):
+        torch.jit.trace(TracingAdapter(wrapper, inputs), TracingAdapter(wrapper, inputs).flattened_inputs)
