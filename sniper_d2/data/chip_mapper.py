@@ -13,11 +13,12 @@ Decoded images are cached per process (``SNIPER.TRAIN.DECODE_CACHE_MB``, see
 :class:`~sniper_d2.data.chip_image.DecodedImageCache`): an image with many chips in the epoch is
 decoded once per data-loader worker instead of once per chip.
 """
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 import torch
 from detectron2.config import configurable
+from detectron2.data import DatasetCatalog
 from detectron2.data import transforms as T
 from detectron2.structures import Boxes
 from detectron2.utils import comm
@@ -27,6 +28,7 @@ from ..chip_instances import ChipInstances
 from ..chips import ValidRange, parse_scale, parse_valid_ranges
 from .chip_augmentations import build_chip_augmentations
 from .chip_image import DecodedImageCache, read_chip_image
+from .chip_masks import MASK_FORMATS, SegmentationTable, chip_instance_masks
 
 __all__ = ["SniperChipMapper", "chip_ground_truth"]
 
@@ -48,6 +50,12 @@ def chip_ground_truth(boxes: np.ndarray, scale: float, origin, size, min_box_siz
     return keep, chip_boxes[keep]
 
 
+def _training_segmentations(cfg) -> SegmentationTable:
+    """The masks of ``cfg.DATASETS.TRAIN`` (read from the ``DatasetCatalog`` a second time: the chip
+    plan keeps boxes only)."""
+    return SegmentationTable([(name, DatasetCatalog.get(name)) for name in cfg.DATASETS.TRAIN])
+
+
 class SniperChipMapper:
     """Reads one chip's pixels and ground truth (Detectron2 mapper protocol)."""
 
@@ -62,6 +70,8 @@ class SniperChipMapper:
         ignore_invalid: bool = True,
         range_reference=None,
         decode_cache_mb: float = 0.0,
+        segmentations: Optional[SegmentationTable] = None,
+        mask_format: str = "polygon",
     ):
         """
         Args:
@@ -74,6 +84,8 @@ class SniperChipMapper:
                 original px, else a scale whose resized image's px the ranges are in.
             decode_cache_mb: MiB of decoded images each process (each data-loader worker) may
                 keep; 0: decode every chip's image anew.
+            segmentations: the training images' masks (``MODEL.MASK_ON``); None: boxes only.
+            mask_format: ``INPUT.MASK_FORMAT``, ``"polygon"`` or ``"bitmask"`` (``gt_masks`` type).
         """
         self.valid_ranges = list(valid_ranges)
         self.image_format = image_format
@@ -82,6 +94,10 @@ class SniperChipMapper:
         self.ignore_invalid = bool(ignore_invalid)
         self.range_reference = parse_scale(range_reference) if range_reference else None
         self.decode_cache = DecodedImageCache(decode_cache_mb) if decode_cache_mb > 0 else None
+        if mask_format not in MASK_FORMATS:
+            raise ValueError(f"INPUT.MASK_FORMAT is {mask_format!r}; use one of {MASK_FORMATS}.")
+        self.segmentations = segmentations
+        self.mask_format = mask_format
 
     @classmethod
     def from_config(cls, cfg, is_train: bool = True):
@@ -95,6 +111,8 @@ class SniperChipMapper:
             "ignore_invalid": cfg.SNIPER.TRAIN.IGNORE_INVALID,
             "range_reference": cfg.SNIPER.RANGE_REFERENCE,
             "decode_cache_mb": cfg.SNIPER.TRAIN.DECODE_CACHE_MB,
+            "segmentations": _training_segmentations(cfg) if cfg.MODEL.MASK_ON and is_train else None,
+            "mask_format": cfg.INPUT.MASK_FORMAT,
         }
 
     @staticmethod
@@ -122,7 +140,7 @@ class SniperChipMapper:
         origin = (chip.origin[0] + rx, chip.origin[1] + ry)
         keep, boxes = chip_ground_truth(dataset_dict["sniper_boxes"], chip.scale, origin, chip.size, self.min_box_size)
         aug_input = T.AugInput(image, boxes=boxes)
-        self.augmentations(aug_input)
+        transforms = self.augmentations(aug_input)
         image = aug_input.image
         height, width = image.shape[:2]
 
@@ -140,6 +158,15 @@ class SniperChipMapper:
         instances.gt_classes = torch.as_tensor(dataset_dict["sniper_classes"][keep], dtype=torch.int64)
         instances.gt_valid = torch.as_tensor(valid)
         instances.gt_crowd = torch.as_tensor(crowd)
+        if self.segmentations is not None:
+            ref = dataset_dict["sniper_ref"]
+            segmentations = self.segmentations.get(
+                dataset_dict["file_name"], dataset_dict["image_id"], len(dataset_dict["sniper_boxes"]), ref
+            )
+            instances.gt_masks = chip_instance_masks(
+                segmentations, keep, crowd, boxes, chip.scale, origin, chip.size, transforms, (height, width),
+                self.mask_format, ref, (dataset_dict["width"], dataset_dict["height"]),
+            )
         return {
             "file_name": dataset_dict["file_name"],
             "image_id": dataset_dict["image_id"],
