@@ -10,6 +10,11 @@ A chip trains the second stage only on proposals of the sizes its scale is respo
   or invalid, so a negative chip (no valid box) trains as background except near invalid boxes;
 * a proposal that the matcher makes foreground of a crowd box is ignored: crowd is never positive.
 
+With ``MODEL.MASK_ON`` the mask head follows the box head's labels: Detectron2's mask head trains
+on ``select_foreground_proposals`` (class neither background nor -1), and the ignored proposals
+(-1: out of range, crowd match) are never sampled, so they give no mask loss. Sampled proposals
+carry their matched box's ``gt_masks`` like every other ``gt_*`` field.
+
 Plain ``Instances`` targets train exactly as the stock heads.
 """
 from typing import List
