@@ -14,6 +14,10 @@ afterwards, so the wrapped model still behaves as configured when called directl
 
 With ``tile_size`` (``SNIPER.TEST.TILE_SIZE``), a scale whose scaled image is large is run tile
 by tile instead (:mod:`sniper_d2.inference.tiling`): memory stays bounded by one tile.
+
+Mask R-CNN models (``MODEL.MASK_ON``): each scale's detections keep their mask head's ``M x M``
+probabilities through the range filter and the merge; the merged detections' masks are pasted at
+the end, ``pred_masks`` ``(N, H, W)`` in original px as Detectron2 returns them (not with tiling).
 """
 import contextlib
 import logging
@@ -30,7 +34,9 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..chips.scales import ScaleLike, ScaleSpec, parse_scale, parse_scales, scaled_size
 from ..chips.valid_range import parse_valid_ranges
-from .scale_merge import MERGE_METHODS, filter_by_valid_range, merge_scale_detections
+from .scale_merge import (
+    MERGE_METHODS, filter_by_valid_range, merge_scale_detections, paste_mask_rois, postprocess_keeping_mask_rois,
+)
 from .tiling import BORDER_TOLERANCE, check_tile_settings, crop_tile_input, owned_detections, tile_grid, tiling_applies
 
 __all__ = ["SniperMultiScaleInference", "build_inference_model", "build_test_mapper", "scale_test_inputs"]
@@ -218,6 +224,7 @@ class SniperMultiScaleInference(nn.Module):
                 "predicts masks or keypoints (MODEL.MASK_ON / MODEL.KEYPOINT_ON): set TILE_SIZE to 0."
             )
         self.tile_size, self.tile_overlap, self.tile_above = int(tile_size), int(tile_overlap), int(tile_above)
+        self.mask_on = bool(getattr(heads, "mask_on", False))
         backbone = getattr(model, "backbone", None)
         shapes = backbone.output_shape() if callable(getattr(backbone, "output_shape", None)) else {}
         # the coarsest feature map's stride, px: tiles start on its grid where the factor allows
@@ -278,7 +285,7 @@ class SniperMultiScaleInference(nn.Module):
                 per_scale.append(self._scale_detections(batched_inputs, scale_index))
             return [
                 {
-                    "instances": merge_scale_detections(
+                    "instances": paste_mask_rois(merge_scale_detections(
                         [detections[i] for detections in per_scale],
                         self._image_ranges(batched_inputs[i], i),
                         method=self.merge,
@@ -286,7 +293,7 @@ class SniperMultiScaleInference(nn.Module):
                         nms_thresh=self.nms_thresh,
                         score_thresh=self.score_thresh,
                         max_detections=self.detections_per_image,
-                    )
+                    ))
                 }
                 for i in range(len(batched_inputs))
             ]
@@ -306,9 +313,14 @@ class SniperMultiScaleInference(nn.Module):
                 whole.append(position)
         if whole:
             scaled_inputs = scale_test_inputs([batched_inputs[i] for i in whole], scale, device=self.model.device)
-            outputs = self.model.inference(scaled_inputs, do_postprocess=True)
-            for position, output in zip(whole, outputs):
-                detections[position] = output["instances"]
+            if self.mask_on:  # masks stay M x M until after the merge
+                results = self.model.inference(scaled_inputs, do_postprocess=False)
+                for position, result, inputs in zip(whole, results, scaled_inputs):
+                    detections[position] = postprocess_keeping_mask_rois(result, inputs["height"], inputs["width"])
+            else:
+                outputs = self.model.inference(scaled_inputs, do_postprocess=True)
+                for position, output in zip(whole, outputs):
+                    detections[position] = output["instances"]
         return detections
 
     def _tiled_detections(self, inputs: Dict, position: int, scale_index: int, factor: float) -> Instances:

@@ -3,19 +3,56 @@
 Each scale is responsible for the object sizes in its valid range: a detection found at a scale
 is kept iff ``lo < sqrt(area) <= hi`` with its box in original px. The survivors of all scales
 are merged per class with Gaussian soft-NMS (or hard NMS) and the best ones kept.
+
+Masks (Mask R-CNN): each scale's detections keep their mask head's ``M x M`` probabilities
+(``pred_mask_rois``, relative to the box) instead of image-sized masks, so the range filter and the
+merge select and reorder them with their boxes at a few KB per detection; only the merged
+survivors are pasted into the image (:func:`paste_mask_rois`, as Detectron2's
+``detector_postprocess`` does).
 """
 from typing import Sequence
 
 import torch
 from detectron2.layers import batched_nms
-from detectron2.structures import Instances
+from detectron2.modeling.postprocessing import detector_postprocess
+from detectron2.structures import Instances, ROIMasks
 
 from ..chips.valid_range import ValidRange
 from .soft_nms import batched_soft_nms
 
-__all__ = ["MERGE_METHODS", "filter_by_valid_range", "merge_scale_detections"]
+__all__ = [
+    "MASK_ROI_FIELD", "MERGE_METHODS", "filter_by_valid_range", "merge_scale_detections", "paste_mask_rois",
+    "postprocess_keeping_mask_rois",
+]
 
 MERGE_METHODS = ("soft_nms", "nms")
+# per-detection (N, 1, M, M) mask probabilities, relative to the detection's box, not yet pasted
+MASK_ROI_FIELD = "pred_mask_rois"
+
+
+def postprocess_keeping_mask_rois(results: Instances, height: int, width: int) -> Instances:
+    """Detectron2's ``detector_postprocess`` to ``height`` x ``width`` original px (boxes rescaled
+    and clipped, empty boxes dropped) except that ``pred_masks`` (the mask head's ``(N, 1, M, M)``
+    probabilities) stay unpasted, as ``pred_mask_rois``, aligned with the kept boxes."""
+    if results.has("pred_masks"):
+        results.set(MASK_ROI_FIELD, results.pred_masks)
+        results.remove("pred_masks")
+    return detector_postprocess(results, height, width)
+
+
+def paste_mask_rois(instances: Instances, mask_threshold: float = 0.5) -> Instances:
+    """``pred_mask_rois`` pasted into the image at ``pred_boxes`` (original px) and thresholded:
+    ``pred_masks`` ``(N, H, W)`` bool as Detectron2's ``detector_postprocess`` returns them. Returns
+    ``instances`` unchanged when it has no ``pred_mask_rois``."""
+    if not instances.has(MASK_ROI_FIELD):
+        return instances
+    rois = instances.get(MASK_ROI_FIELD)
+    instances.remove(MASK_ROI_FIELD)
+    height, width = instances.image_size
+    instances.pred_masks = ROIMasks(rois[:, 0, :, :]).to_bitmasks(
+        instances.pred_boxes, height, width, mask_threshold
+    ).tensor
+    return instances
 
 
 def filter_by_valid_range(instances: Instances, valid_range: ValidRange) -> Instances:
@@ -38,7 +75,7 @@ def merge_scale_detections(
 
     Args:
         per_scale: one ``Instances`` per scale (``pred_boxes`` in original px, ``scores``,
-            ``pred_classes``, any further per-detection fields such as ``pred_masks``), all with
+            ``pred_classes``, any further per-detection fields such as ``pred_mask_rois``), all with
             the image's original size.
         valid_ranges: one range per scale, sqrt(area) in original px.
         method: ``"soft_nms"`` (Gaussian, decay ``exp(-IoU^2 / soft_nms_sigma)``) or ``"nms"``
