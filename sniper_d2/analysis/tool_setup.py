@@ -29,6 +29,11 @@ def tool_argument_parser(description: str) -> argparse.ArgumentParser:
 
 def tool_config(args):
     """The frozen config of parsed ``args`` (SNIPER keys added), after registering ``--register-coco``."""
+    if args.config_file.endswith(".py"):
+        raise ValueError(
+            f"--config-file {args.config_file} is a LazyConfig (Python) file; this tool reads YAML configs "
+            "(e.g. configs/sniper_R_50_FPN_1x.yaml, configs/demo/sniper_shapes_R18_FPN.yaml)."
+        )
     for name, json_file, image_root in args.register_coco:
         if name in DatasetCatalog.list():
             raise ValueError(

@@ -4,16 +4,21 @@ annotations (``DatasetCatalog``) -> image headers checked (:func:`check_training
 :class:`AnnotationTable` -> :class:`ChipPlanner` (chips per epoch) -> :class:`ChipSampler` (keys,
 sharded by rank) -> :class:`ChipDataset` -> :class:`SniperChipMapper` -> batches of
 ``SOLVER.IMS_PER_BATCH`` chips (over all ranks).
+
+:func:`build_sniper_train_loader` takes a yacs config; :func:`build_sniper_train_loader_from_args`
+is the same loader from explicit arguments, for LazyConfigs (``configs/lazy/``).
 """
 import logging
 import os
-from typing import Optional
+from collections.abc import Mapping
+from typing import Optional, Sequence, Union
 
 from detectron2.data import DatasetCatalog, build_detection_train_loader
 from detectron2.utils import comm
 from detectron2.utils.events import get_event_storage
 
 from ..chips import ChipGenerator
+from ..chips.scales import is_list_like
 from .annotation_table import AnnotationTable
 from .chip_dataset import ChipDataset
 from .chip_mapper import SniperChipMapper
@@ -23,7 +28,15 @@ from .dataset_checks import check_class_lists, check_num_classes, check_scale_or
 from .image_files import check_training_images
 from .negative_proposals import load_negative_proposals
 
-__all__ = ["SniperTrainLoader", "build_chip_planner", "build_sniper_train_loader", "get_training_dicts", "sniper_seed"]
+__all__ = [
+    "SniperTrainLoader",
+    "build_chip_planner",
+    "build_sniper_train_loader",
+    "build_sniper_train_loader_from_args",
+    "get_training_dicts",
+    "sniper_loader_config",
+    "sniper_seed",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -153,3 +166,81 @@ def build_sniper_train_loader(cfg, mapper=None, planner: Optional[ChipPlanner] =
         aspect_ratio_grouping=False,  # keeps batches in sampler order (exact resume)
     )
     return SniperTrainLoader(loader, sampler, cfg.SOLVER.IMS_PER_BATCH // comm.get_world_size())
+
+
+def _plain(value):
+    """``value`` with mappings as dicts and list-likes as lists, all the way down (omegaconf
+    ``DictConfig`` / ``ListConfig`` of a LazyConfig included), for yacs."""
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if is_list_like(value):
+        return [_plain(item) for item in value]
+    return value
+
+
+def sniper_loader_config(
+    *,
+    dataset_names: Union[str, Sequence[str]],
+    total_batch_size: int,
+    num_classes: int,
+    sniper: Optional[Mapping] = None,
+    num_workers: int = 0,
+    image_format: str = "BGR",
+    random_flip: str = "horizontal",
+    seed: int = -1,
+    output_dir: str = "./output",
+):
+    """The small yacs config :func:`build_sniper_train_loader` reads, from explicit arguments:
+    Detectron2's defaults and SNIPER's (:func:`~sniper_d2.add_sniper_config`) with these set, checked
+    by :func:`~sniper_d2.check_sniper_config` (errors name the key).
+
+    Args:
+        dataset_names: registered training dataset(s) (``DATASETS.TRAIN``).
+        total_batch_size: chips per iteration over all processes (``SOLVER.IMS_PER_BATCH``).
+        num_classes: the model's classes; the datasets' must fit (``MODEL.ROI_HEADS.NUM_CLASSES``).
+        sniper: overrides of the ``SNIPER`` keys, nested as in YAML, e.g. ``{"CHIP_SIZE": 128,
+            "TRAIN": {"SCALES": [2.0, 1.0, "longest:128"]}}`` (a dict or a LazyConfig's ``DictConfig``);
+            unknown keys fail naming them.
+        num_workers: data-loader processes per training process (``DATALOADER.NUM_WORKERS``).
+        image_format: ``INPUT.FORMAT``; random_flip: ``INPUT.RANDOM_FLIP``.
+        seed: ``SEED``: the chip sequence's seed unless ``sniper`` sets ``SEED``.
+        output_dir: ``OUTPUT_DIR``, where the image check caches its results
+            (``sniper_image_check``).
+    """
+    from detectron2.config import CfgNode, get_cfg
+
+    from ..config import add_sniper_config, check_sniper_config
+
+    cfg = get_cfg()
+    add_sniper_config(cfg)
+    cfg.DATASETS.TRAIN = (dataset_names,) if isinstance(dataset_names, str) else tuple(dataset_names)
+    cfg.DATASETS.TEST = ()
+    cfg.SOLVER.IMS_PER_BATCH = int(total_batch_size)
+    cfg.MODEL.ROI_HEADS.NUM_CLASSES = int(num_classes)
+    cfg.DATALOADER.NUM_WORKERS = int(num_workers)
+    cfg.INPUT.FORMAT = image_format
+    cfg.INPUT.RANDOM_FLIP = random_flip
+    cfg.SEED = int(seed)
+    cfg.OUTPUT_DIR = str(output_dir)
+    if sniper:
+        cfg.merge_from_other_cfg(CfgNode({"SNIPER": _plain(sniper)}))
+    # The model's keys (heads, device, AMP) belong to the LazyConfig's model, not to this node:
+    # the check sees neutral values for them and checks the SNIPER and dataset keys.
+    checked = cfg.clone()
+    checked.SNIPER.TRAIN.ENABLED = False
+    checked.MODEL.DEVICE = "cpu"
+    checked.SOLVER.AMP.ENABLED = False
+    check_sniper_config(checked)
+    cfg.freeze()
+    return cfg
+
+
+def build_sniper_train_loader_from_args(**kwargs) -> SniperTrainLoader:
+    """:func:`build_sniper_train_loader` from explicit arguments (those of
+    :func:`sniper_loader_config`), for LazyConfigs::
+
+        dataloader.train = L(build_sniper_train_loader_from_args)(
+            dataset_names="coco_2017_train", total_batch_size=128, num_classes=80,
+            sniper=dict(CHIP_SIZE=512, TRAIN=dict(SCALES=[3.0, 1.667, "longest:512"])))
+    """
+    return build_sniper_train_loader(sniper_loader_config(**kwargs))
