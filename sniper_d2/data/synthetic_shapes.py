@@ -4,7 +4,9 @@ Images are textured backgrounds with filled shapes of three classes whose sqrt(a
 few pixels to most of the image (so every SNIPER scale has work), unlabeled distractors (outlines,
 crosses) that a detector learns to reject (the negative chips' job), a share of background-only
 images, and, in the training split, a few crowd regions (clusters of dots boxed as ``iscrowd``).
-Generation is deterministic for a seed and needs only numpy and OpenCV.
+Generation is deterministic for a seed and needs only numpy and OpenCV. Every object and crowd
+region also has a COCO ``segmentation`` polygon (for Mask R-CNN, ``MODEL.MASK_ON``); computing it
+draws no random numbers, so the images and boxes of a seed are those of the boxes-only generator.
 
 Two kinds of scale variation (``ShapesSpec.rescale_range``):
 
@@ -80,20 +82,31 @@ def _contrasting_colour(rng: np.random.Generator, region: np.ndarray) -> Tuple[i
     return tuple(int(v) for v in colour)
 
 
-def _draw_object(img, rng, cls: int, box: Tuple[float, float, float, float]) -> None:
+# vertices of the polygon that outlines an ellipse
+_ELLIPSE_VERTICES = 32
+
+
+def _draw_object(img, rng, cls: int, box: Tuple[float, float, float, float]) -> List[float]:
+    """Draw one object filling ``box`` (original px XYXY); returns its outline as a flat COCO polygon
+    ``[x1, y1, x2, y2, ...]`` in Detectron2's continuous px."""
     x0, y0, x1, y1 = box
     colour = _contrasting_colour(rng, img[int(y0):int(math.ceil(y1)), int(x0):int(math.ceil(x1))])
     if cls == 0:
         cv2.rectangle(img, (int(round(x0)), int(round(y0))), (int(round(x1)) - 1, int(round(y1)) - 1),
                       colour, thickness=-1)
-    elif cls == 1:
+        return [x0, y0, x1, y0, x1, y1, x0, y1]
+    if cls == 1:
         centre = (int(round((x0 + x1) / 2)), int(round((y0 + y1) / 2)))
         axes = (max(1, int(round((x1 - x0) / 2))), max(1, int(round((y1 - y0) / 2))))
         cv2.ellipse(img, centre, axes, 0, 0, 360, colour, thickness=-1)
-    else:
-        apex = (x0 + rng.uniform(0.2, 0.8) * (x1 - x0), y0)
-        pts = np.array([[apex[0], apex[1]], [x0, y1 - 1], [x1 - 1, y1 - 1]])
-        cv2.fillPoly(img, [np.round(pts).astype(np.int32)], colour)
+        angle = np.linspace(0.0, 2 * math.pi, _ELLIPSE_VERTICES, endpoint=False)
+        outline = np.stack([(x0 + x1) / 2 + (x1 - x0) / 2 * np.cos(angle),
+                            (y0 + y1) / 2 + (y1 - y0) / 2 * np.sin(angle)], axis=1)
+        return [float(v) for v in outline.ravel()]
+    apex = (x0 + rng.uniform(0.2, 0.8) * (x1 - x0), y0)
+    pts = np.array([[apex[0], apex[1]], [x0, y1 - 1], [x1 - 1, y1 - 1]])
+    cv2.fillPoly(img, [np.round(pts).astype(np.int32)], colour)
+    return [apex[0], apex[1], x0, y1, x1, y1]
 
 
 def _draw_distractor(img, rng, box) -> None:
@@ -137,8 +150,8 @@ def _image(rng, spec: ShapesSpec):
         size = math.exp(rng.uniform(math.log(spec.min_object_size), math.log(max_size)))
         box = _random_box(rng, width, height, size)
         cls = int(rng.integers(0, len(SHAPE_CLASSES)))
-        _draw_object(img, rng, cls, box)
-        annotations.append({"category_id": cls + 1, "bbox_xyxy": box, "iscrowd": 0})
+        polygon = _draw_object(img, rng, cls, box)
+        annotations.append({"category_id": cls + 1, "bbox_xyxy": box, "polygon": polygon, "iscrowd": 0})
     if rng.random() < spec.crowd_fraction:
         box = _random_box(rng, width, height, rng.uniform(0.15, 0.3) * short)
         x0, y0, x1, y1 = box
@@ -146,7 +159,7 @@ def _image(rng, spec: ShapesSpec):
         for _ in range(int(rng.integers(8, 20))):
             centre = (int(rng.uniform(x0 + 2, x1 - 2)), int(rng.uniform(y0 + 2, y1 - 2)))
             cv2.circle(img, centre, 2, colour, -1)
-        annotations.append({"category_id": 2, "bbox_xyxy": box, "iscrowd": 1})
+        annotations.append({"category_id": 2, "bbox_xyxy": box, "polygon": [x0, y0, x1, y0, x1, y1, x0, y1], "iscrowd": 1})
     low, high = spec.rescale_range
     if (low, high) != (1.0, 1.0):
         img, annotations = _rescaled(img, annotations, math.exp(rng.uniform(math.log(low), math.log(high))))
@@ -154,7 +167,7 @@ def _image(rng, spec: ShapesSpec):
 
 
 def _rescaled(img: np.ndarray, annotations: List[dict], factor: float):
-    """The image resized by ``factor`` (at least 8 px a side) and its boxes with it."""
+    """The image resized by ``factor`` (at least 8 px a side) and its boxes and polygons with it."""
     height, width = img.shape[:2]
     new_w, new_h = max(8, int(round(width * factor))), max(8, int(round(height * factor)))
     fx, fy = new_w / width, new_h / height
@@ -162,6 +175,7 @@ def _rescaled(img: np.ndarray, annotations: List[dict], factor: float):
     for obj in annotations:
         x0, y0, x1, y1 = obj["bbox_xyxy"]
         obj["bbox_xyxy"] = (x0 * fx, y0 * fy, x1 * fx, y1 * fy)
+        obj["polygon"] = [v * (fx if k % 2 == 0 else fy) for k, v in enumerate(obj["polygon"])]
     return img, annotations
 
 
@@ -188,6 +202,7 @@ def generate_shapes_dataset(image_dir: str, json_file: str, spec: ShapesSpec = S
                 "id": len(annotations) + 1, "image_id": i + 1, "category_id": obj["category_id"],
                 "bbox": [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)],
                 "area": round((x1 - x0) * (y1 - y0), 2), "iscrowd": obj["iscrowd"],
+                "segmentation": [[round(v, 2) for v in obj["polygon"]]],
             })
     coco = {
         "info": {"description": f"sniper_d2 synthetic shapes, seed {spec.seed}"},

@@ -145,3 +145,28 @@ def test_self_intersecting_and_outside_polygons_are_handled(tmp_path):
     tie = inst.gt_masks.tensor[0]
     assert 0.4 < tie[20:100, 40:120].float().mean() < 0.6  # two triangles: half the box
     assert inst.gt_masks.tensor[1][60:, 80:].all() and not inst.gt_masks.tensor[1][:59].any()
+
+
+def test_train_loader_batches_carry_aligned_masks(tmp_path):
+    """MODEL.MASK_ON through the real loader: DatasetCatalog -> chips -> mapper."""
+    from detectron2.structures import BoxMode
+
+    from sniper_d2.data.build import build_sniper_train_loader
+
+    from ..helpers.sniper_test_data import register_dataset, small_sniper_cfg, tiny_records
+
+    records = tiny_records(tmp_path)
+    for rec in records:
+        for anno in rec["annotations"]:
+            x0, y0, x1, y1 = BoxMode.convert(anno["bbox"], anno["bbox_mode"], BoxMode.XYXY_ABS)
+            anno["segmentation"] = rect(x0, y0, x1, y1)
+    register_dataset("sniper_test_tiny_masks", records)
+    cfg = small_sniper_cfg(train=("sniper_test_tiny_masks",))
+    cfg.MODEL.MASK_ON = True
+    cfg.OUTPUT_DIR = str(tmp_path / "out")
+    batch = next(iter(build_sniper_train_loader(cfg)))
+    assert sum(len(d["instances"]) for d in batch) > 0
+    for chip in batch:
+        inst = chip["instances"]
+        assert isinstance(inst.gt_masks, PolygonMasks) and len(inst.gt_masks) == len(inst)
+        assert torch.allclose(inst.gt_masks.get_bounding_boxes().tensor, inst.gt_boxes.tensor, atol=1e-3)
