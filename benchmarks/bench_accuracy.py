@@ -31,6 +31,10 @@ the table gives mean and spread (min-max / 2).
         --test sniper_shapes_rescaled_val --single-size 384 640
     python benchmarks/bench_accuracy.py --variants single,sniper --budget 360 --tests main   # `make demo`
     python benchmarks/bench_accuracy.py --collect --output DIR    # the table of the runs in DIR
+    python benchmarks/bench_accuracy.py --mask --variants sniper --budget 600 --tests main   # Mask R-CNN
+
+``--mask``: Mask R-CNN (default config configs/demo/sniper_mask_shapes_R18_FPN.yaml, MODEL.MASK_ON);
+every test also reports COCO segm AP (the ``segm AP`` columns) beside box AP.
 
 Outputs under --output: results.json (every run), accuracy.md (the table), accuracy.png (bar
 chart of AP and APs). A script that prints figures, not a test.
@@ -48,13 +52,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VARIANTS = ("single", "multisize", "sniper", "sniper_noneg", "sniper_allvalid", "suggested")
 SNIPER_VARIANTS = ("sniper", "sniper_noneg", "sniper_allvalid", "suggested")
 METRICS = ("AP", "AP50", "APs", "APm", "APl")
+SEGM_METRICS = ("AP", "APs")  # the segm columns of the table (--mask)
 PILOT_ITERS = 8  # pilot iterations; the first 2 (allocations, first epoch's chips) are not timed
 LR_STEP_AT = 0.8  # fraction of the iterations after which the LR drops x0.1
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--config-file", default=os.path.join(ROOT, "configs/demo/sniper_shapes_R18_FPN.yaml"))
+    p.add_argument("--config-file", default=None,
+                   help="default: configs/demo/sniper_shapes_R18_FPN.yaml (--mask: sniper_mask_shapes_R18_FPN.yaml)")
+    p.add_argument("--mask", action="store_true",
+                   help="Mask R-CNN (MODEL.MASK_ON): report segm AP beside box AP")
     p.add_argument("--train", default="sniper_shapes_train", help="registered training dataset")
     p.add_argument("--test", default="sniper_shapes_val", help="registered test dataset")
     p.add_argument("--register-coco", nargs=3, action="append", default=[], metavar=("NAME", "JSON", "IMAGE_ROOT"),
@@ -79,6 +87,9 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides for every variant")
     args = p.parse_args(argv)
+    if args.config_file is None:
+        demo = "sniper_mask_shapes_R18_FPN.yaml" if args.mask else "sniper_shapes_R18_FPN.yaml"
+        args.config_file = os.path.join(ROOT, "configs/demo", demo)
     args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = sorted(set(args.variants) - set(VARIANTS))
     if unknown:
@@ -101,6 +112,8 @@ def _base_cfg(args, seed, output_dir):
     add_sniper_config(cfg)
     cfg.merge_from_file(args.config_file)
     cfg.merge_from_list(args.opts)
+    if args.mask:
+        cfg.MODEL.MASK_ON = True
     cfg.DATASETS.TRAIN = (args.train,)
     cfg.DATASETS.TEST = ()  # evaluated after training, outside the timed part
     cfg.DATALOADER.NUM_WORKERS = 0  # all data work in the timed process
@@ -225,7 +238,7 @@ def _calibrated_iterations(cfg, budget_cpu):
 
 
 def _evaluate(cfg, model, test_name, mode):
-    """COCO box metrics and CPU s of one test mode: 'config' (the config's own test),
+    """COCO box metrics, segm metrics (None without masks) and CPU s of one test mode: 'config' (the config's own test),
     'scale:i' (test scale i alone, whole image, no range filter), 'nms' (hard-NMS merge),
     'tta' (Detectron2's GeneralizedRCNNWithTTA), 'single' (Detectron2's single-scale test)."""
     from detectron2.evaluation import COCOEvaluator, inference_on_dataset
@@ -248,8 +261,9 @@ def _evaluate(cfg, model, test_name, mode):
     wrapped = GeneralizedRCNNWithTTA(cfg, model) if mode == "tta" else build_inference_model(cfg, model)
     loader = SniperTrainer.build_test_loader(cfg, test_name)
     evaluator = COCOEvaluator(test_name, output_dir=None)
-    results = inference_on_dataset(wrapped, loader, evaluator)["bbox"]
-    return {k: float(results[k]) for k in METRICS}, time.process_time() - start
+    results = inference_on_dataset(wrapped, loader, evaluator)
+    segm = {k: float(results["segm"][k]) for k in METRICS} if "segm" in results else None
+    return {k: float(results["bbox"][k]) for k in METRICS}, segm, time.process_time() - start
 
 
 def _test_modes(cfg, variant, which="all"):
@@ -301,8 +315,10 @@ def run_child(args):
     model.eval()
     tests = {}
     for mode in _test_modes(cfg, args.child, args.tests):
-        metrics, test_cpu = _evaluate(cfg, model, args.test, mode)
+        metrics, segm_metrics, test_cpu = _evaluate(cfg, model, args.test, mode)
         tests[mode] = {"metrics": metrics, "cpu_s": test_cpu}
+        if segm_metrics is not None:
+            tests[mode]["segm_metrics"] = segm_metrics
     result = {
         "variant": args.child, "seed": args.seed, "budget": args.budget, "train": args.train, "test": args.test,
         "iterations": iters, "cpu_per_iter": per_iter,
@@ -332,7 +348,7 @@ def _child_command(args, variant, seed):
     cmd = [sys.executable, os.path.abspath(__file__), "--child", variant, "--seed", str(seed),
            "--config-file", args.config_file, "--train", args.train, "--test", args.test,
            "--budget", str(args.budget), "--output", args.output, "--single-batch", str(args.single_batch),
-           "--tests", args.tests,
+           "--tests", args.tests, *(["--mask"] if args.mask else []),
            "--multisize-factors", *map(str, args.multisize_factors)]
     if args.single_size:
         cmd += ["--single-size", *map(str, args.single_size)]
@@ -361,9 +377,10 @@ def _run_one(args, variant, seed):
     with open(result_file) as f:
         result = json.load(f)
     result["wall_s"] = wall
+    main_test = result["tests"][_main_test(variant)]
+    segm = f", segm AP {main_test['segm_metrics']['AP']:.1f}" if "segm_metrics" in main_test else ""
     print(f"  done: {variant} seed {seed} in {wall / 60:.1f} min "
-          f"({result['iterations']} iterations, AP {result['tests'][_main_test(variant)]['metrics']['AP']:.1f})",
-          flush=True)
+          f"({result['iterations']} iterations, AP {main_test['metrics']['AP']:.1f}{segm})", flush=True)
     return result
 
 
@@ -410,8 +427,11 @@ def summarise(results):
     for label, variant, mode in _rows(results):
         runs = [r for r in results if r["variant"] == variant]
         metrics = {m: _stat([r["tests"][mode]["metrics"][m] for r in runs]) for m in METRICS}
+        with_segm = [r["tests"][mode]["segm_metrics"] for r in runs if "segm_metrics" in r["tests"][mode]]
+        segm = {m: _stat([s[m] for s in with_segm]) for m in SEGM_METRICS} if with_segm else None
         table.append({
-            "label": label, "variant": variant, "mode": mode, "metrics": metrics, "seeds": len(runs),
+            "label": label, "variant": variant, "mode": mode, "metrics": metrics, "segm_metrics": segm,
+            "seeds": len(runs),
             "train_cpu_s": _stat([r["train_cpu_s"] + r["mining_cpu_s"] for r in runs])[0],
             "mining_cpu_s": _stat([r["mining_cpu_s"] for r in runs])[0],
             "model_mpx": _stat([r["model_mpx"] for r in runs])[0],
@@ -427,12 +447,20 @@ def markdown(table):
             return "n/a"
         return f"{mean:.1f}" + (f" ±{spread:.1f}" if spread else "")
 
-    lines = ["| variant | " + " | ".join(METRICS) + " | train CPU s (mining) | model Mpx | iterations | test CPU s |",
-             "|---|" + "---|" * (len(METRICS) + 4)]
+    segm = any(row.get("segm_metrics") for row in table)
+    segm_header = "".join(f" segm {m} |" for m in SEGM_METRICS) if segm else ""
+    lines = ["| variant | " + " | ".join(METRICS) + f" |{segm_header} train CPU s (mining) | model Mpx | iterations "
+             "| test CPU s |",
+             "|---|" + "---|" * (len(METRICS) + 4 + (len(SEGM_METRICS) if segm else 0))]
     for row in table:
+        segm_cells = ""
+        if segm:
+            segm_cells = "".join(
+                f" {cell(*row['segm_metrics'][m]) if row.get('segm_metrics') else 'n/a'} |" for m in SEGM_METRICS
+            )
         lines.append(
             f"| {row['label']} | " + " | ".join(cell(*row["metrics"][m]) for m in METRICS)
-            + f" | {row['train_cpu_s']:.0f} ({row['mining_cpu_s']:.0f}) | {row['model_mpx']:.0f} "
+            + f" |{segm_cells} {row['train_cpu_s']:.0f} ({row['mining_cpu_s']:.0f}) | {row['model_mpx']:.0f} "
             + f"| {row['iterations']:.0f} | {row['test_cpu_s']:.0f} |"
         )
     return "\n".join(lines)

@@ -114,7 +114,9 @@ class SegmentationTable:
                     if "segmentation" not in anno:
                         raise ValueError(
                             f"{ref}: annotation #{k} has no 'segmentation'; MODEL.MASK_ON needs one on every "
-                            "non-crowd annotation (register COCO json with segmentations, or train boxes only)."
+                            "non-crowd annotation (register COCO json with segmentations, or train boxes only; a "
+                            "built-in sniper_shapes dataset generated before it had polygons: delete its directory "
+                            "under $SNIPER_D2_DATASETS to regenerate it)."
                         )
                     segmentations.append(check_segmentation(anno["segmentation"], ref, k, width, height))
                 index[(file_name, image_id)] = len(parts)
