@@ -1,27 +1,35 @@
-"""sniper_d2: SNIPER efficient multi-scale training as a Detectron2 extension.
+"""Build hook of sniper_d2 (metadata, dependencies and console scripts are in pyproject.toml).
 
-Detectron2 itself is deliberately not a requirement: it is not published on the package index
-under its own name, and an installed one (a user's own build) must never be replaced.
-See README.md for how to get one.
+``build_py`` copies the repository's ``configs/`` (top-level, where the repository keeps it) into
+the built package as ``sniper_d2/model_zoo/configs``, so that a wheel carries every config with
+its relative ``_BASE_`` paths and LazyConfig imports intact (``sniper_d2.model_zoo`` finds them
+there). Editable installs skip the copy: they read the checkout's ``configs/`` directly.
 """
-from setuptools import find_packages, setup
+import os
+import shutil
 
-setup(
-    name="sniper_d2",
-    version="0.1.0",
-    description="SNIPER efficient multi-scale training for Detectron2",
-    long_description=open("README.md", encoding="utf-8").read(),
-    long_description_content_type="text/markdown",
-    packages=find_packages(include=["sniper_d2", "sniper_d2.*"]),
-    python_requires=">=3.8",
-    install_requires=[
-        "numpy",
-        "pycocotools>=2.0.2",
-        "fvcore>=0.1.5",
-        "opencv-python-headless>=4.5",
-        "torch>=1.13,<3",
-        "torchvision>=0.14",
-        "tqdm",
-    ],
-    extras_require={"test": ["pytest", "hypothesis"]},
-)
+from setuptools import setup
+from setuptools.command.build_py import build_py
+
+CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+
+
+class BuildPyWithConfigs(build_py):
+    """``build_py`` plus a fresh copy of ``configs/`` in ``<build_lib>/sniper_d2/model_zoo/configs``."""
+
+    def run(self):
+        super().run()
+        if getattr(self, "editable_mode", False):
+            return
+        if not os.path.isfile(os.path.join(CONFIGS, "Base-SNIPER-FPN.yaml")):
+            raise FileNotFoundError(
+                f"{CONFIGS} is missing or incomplete: build sniper_d2 from its repository or from an sdist "
+                "(MANIFEST.in includes configs/)."
+            )
+        target = os.path.join(self.build_lib, "sniper_d2", "model_zoo", "configs")
+        if os.path.isdir(target):  # a previous build's copy may hold configs deleted since
+            shutil.rmtree(target)
+        shutil.copytree(CONFIGS, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+
+
+setup(cmdclass={"build_py": BuildPyWithConfigs})

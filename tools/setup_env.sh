@@ -9,7 +9,10 @@
 #
 # A second run only checks (a few seconds). torch/torchvision are pinned to the releases this
 # machine kind carries (2.14.1 / 0.29.1). Detectron2 is installed only when `import detectron2`
-# fails, from the `sal-detectron2` wheel (a repackaged upstream build, see README.md).
+# fails, from the `sal-detectron2` wheel (a repackaged upstream build, see README.md). OpenCV
+# (opencv-python-headless) only when `import cv2` fails: sniper_d2 does not require a build by name,
+# so an existing opencv-python is kept. Every path ends with a working pkg_resources
+# (setuptools < 81), which detectron2.model_zoo imports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,10 +31,11 @@ have() { (cd / && "$py" -c "$1") >/dev/null 2>&1; }
 pip_install() { "$py" -m pip install --disable-pip-version-check -q "$@" 2>&1 | { grep -v "is ignored: it is neither" || true; }; }
 
 stamp=$("$py" -c 'import sys; print(sys.prefix)')/.sniper_d2_setup
-want=$(cksum setup.py | cut -d' ' -f1)
+# the build files of sniper_d2: when either changes, sniper_d2 is re-installed
+want=$(cat setup.py pyproject.toml | cksum | cut -d' ' -f1)
 # Fast path: everything already there (one interpreter start).
 if [ "$(cat "$stamp" 2>/dev/null || true)" = "$want" ] \
-   && have "import torch, torchvision, detectron2, sniper_d2, pytest, hypothesis"; then
+   && have "import torch, torchvision, detectron2, sniper_d2, pytest, hypothesis, pkg_resources"; then
   exit 0
 fi
 
@@ -50,12 +54,22 @@ if ! have "import detectron2"; then
     tensorboard 'omegaconf>=2.1,<2.4' 'hydra-core>=1.1' fvcore iopath packaging 'setuptools<81'
 fi
 
-# sniper_d2 itself (editable) and the test tools; re-run when setup.py changes.
+# sniper_d2 itself (editable) and the test tools; re-run when setup.py or pyproject.toml changes.
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ] || ! have "import sniper_d2, pytest, hypothesis"; then
-  echo "[setup_env] installing sniper_d2 (editable) and test tools"
-  pip_install -e '.[test]'
+  extras=test
+  if ! have "import cv2"; then
+    extras=test,opencv  # the headless OpenCV build, only where no OpenCV build is installed
+  fi
+  echo "[setup_env] installing sniper_d2 (editable) and test tools ($extras)"
+  pip_install -e ".[$extras]"
   echo "$want" > "$stamp"
 fi
 
-(cd / && "$py" -c "import torch, torchvision, detectron2, sniper_d2") \
+# detectron2.model_zoo imports pkg_resources, which setuptools 81 removed
+if ! have "import pkg_resources"; then
+  echo "[setup_env] pkg_resources missing (setuptools >= 81): installing setuptools<81"
+  pip_install 'setuptools<81'
+fi
+
+(cd / && "$py" -W ignore -c "import torch, torchvision, detectron2, sniper_d2, pkg_resources") \
   || { echo "[setup_env] ERROR: the environment of $py is incomplete (see the traceback above)" >&2; exit 1; }
