@@ -64,7 +64,23 @@ def test_lazy_config_builds_the_model_of_its_yaml_twin(lazy, yaml):
     assert expected["proposal_generator"] == "SniperRPN" and expected["roi_heads"] == "SniperStandardROIHeads"
 
 
-def test_lazy_demo_mirrors_the_yaml_demo_data_solver_and_test():
+TEST_SETTINGS = ("scales", "valid_ranges", "range_reference", "merge", "soft_nms_sigma", "nms_thresh", "score_thresh",
+                 "detections_per_image", "raw_scale_detections", "proposals_per_scale", "tile_size", "tile_overlap",
+                 "tile_above")
+
+
+@pytest.mark.parametrize("lazy, yaml", TWINS)
+def test_lazy_multi_scale_test_is_the_yaml_sniper_test(lazy, yaml):
+    cfg = model_zoo.get_config(yaml)
+    cfg.MODEL.DEVICE = "cpu"
+    model = build_model(cfg)
+    lazy_cfg = model_zoo.get_config(lazy)
+    got, expected = lazy_train.inference_model(lazy_cfg, model), SniperMultiScaleInference(cfg, model)
+    assert {k: _describe(getattr(got, k)) for k in TEST_SETTINGS} == {k: _describe(getattr(expected, k))
+                                                                      for k in TEST_SETTINGS}
+
+
+def test_lazy_demo_mirrors_the_yaml_demo_data_and_solver():
     lazy = model_zoo.get_config("lazy/demo/sniper_shapes_R18_FPN.py")
     yaml = model_zoo.get_config("demo/sniper_shapes_R18_FPN.yaml")
     args = {k: v for k, v in lazy.dataloader.train.items() if k != "_target_"}
@@ -78,10 +94,6 @@ def test_lazy_demo_mirrors_the_yaml_demo_data_solver_and_test():
         assert _describe(a) == _describe(b), key
     assert small.DATASETS.TRAIN == yaml.DATASETS.TRAIN and small.SOLVER.IMS_PER_BATCH == yaml.SOLVER.IMS_PER_BATCH
     assert lazy.dataloader.test.dataset.names == yaml.DATASETS.TEST[0]
-    test = lazy.multi_scale_test
-    assert _describe(test.scales) == _describe(yaml.SNIPER.TEST.SCALES)
-    assert _describe(test.valid_ranges) == _describe(yaml.SNIPER.TEST.VALID_RANGES)
-    assert test.detections_per_image == yaml.SNIPER.TEST.DETECTIONS_PER_IMAGE
     assert lazy.optimizer.lr == yaml.SOLVER.BASE_LR and lazy.optimizer.weight_decay == yaml.SOLVER.WEIGHT_DECAY
     assert lazy.train.max_iter == yaml.SOLVER.MAX_ITER == lazy.lr_multiplier.scheduler.num_updates
     assert list(lazy.lr_multiplier.scheduler.milestones) == list(yaml.SOLVER.STEPS)

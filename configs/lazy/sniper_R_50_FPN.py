@@ -138,11 +138,17 @@ dataloader = dict(
 multi_scale_test = L(SniperMultiScaleInference)(
     scales=[[1400, 2000], [800, 1280], [480, 512]],
     valid_ranges=[[-1, 90], [32, 180], [75, -1]],
+    range_reference=None,
     merge="soft_nms",
     soft_nms_sigma=0.55,
+    nms_thresh=0.5,
     score_thresh=0.001,
-    detections_per_image=200,
+    raw_scale_detections=True,  # the authors': per scale no NMS and no cap before the merge
     proposals_per_scale=300,
+    detections_per_image=200,
+    tile_size=0,  # > 0: huge images in tiles of this many scaled px (SNIPER.TEST.TILE_*)
+    tile_overlap=256,
+    tile_above=0,
 )
 
 optimizer = L(torch.optim.SGD)(
