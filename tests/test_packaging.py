@@ -5,6 +5,7 @@ OpenCV is not required by name, and a missing cv2 fails naming the packages."""
 import ast
 import glob
 import importlib.metadata
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -72,6 +73,9 @@ def _run(args, cwd, env, timeout=300):
 def installed(tmp_path_factory):
     """The wheel built from a copy of the checkout, installed (not editable) into a new virtual
     environment that sees this one's packages (torch, detectron2, ...) through a .pth file."""
+    if importlib.util.find_spec("setuptools.command.bdist_wheel") is None and importlib.util.find_spec("wheel") is None:
+        pytest.fail("Building the wheel offline (no build isolation) needs setuptools >= 70.1 or the `wheel` package "
+                    "in this environment: pip install 'setuptools>=70.1,<81' (tools/setup_env.sh does).")
     tmp = tmp_path_factory.mktemp("packaging")
     source = tmp / "source"
     shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(

@@ -11,8 +11,8 @@
 # machine kind carries (2.14.1 / 0.29.1). Detectron2 is installed only when `import detectron2`
 # fails, from the `sal-detectron2` wheel (a repackaged upstream build, see README.md). OpenCV
 # (opencv-python-headless) only when `import cv2` fails: sniper_d2 does not require a build by name,
-# so an existing opencv-python is kept. Every path ends with a working pkg_resources
-# (setuptools < 81), which detectron2.model_zoo imports.
+# so an existing opencv-python is kept. Every path ends with setuptools >= 70.1, < 81: a working
+# pkg_resources, which detectron2.model_zoo imports, and bdist_wheel for the packaging tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,7 +35,7 @@ stamp=$("$py" -c 'import sys; print(sys.prefix)')/.sniper_d2_setup
 want=$(cat setup.py pyproject.toml | cksum | cut -d' ' -f1)
 # Fast path: everything already there (one interpreter start).
 if [ "$(cat "$stamp" 2>/dev/null || true)" = "$want" ] \
-   && have "import torch, torchvision, detectron2, sniper_d2, pytest, hypothesis, pkg_resources"; then
+   && have "import torch, torchvision, detectron2, sniper_d2, pytest, hypothesis, pkg_resources, setuptools.command.bdist_wheel"; then
   exit 0
 fi
 
@@ -61,14 +61,17 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ] || ! have "import sniper
     extras=test,opencv  # the headless OpenCV build, only where no OpenCV build is installed
   fi
   echo "[setup_env] installing sniper_d2 (editable) and test tools ($extras)"
-  pip_install -e ".[$extras]"
+  # setuptools resolved together with sniper_d2: torch asks for setuptools >= 77.0.3, which alone
+  # would upgrade it past 80 and remove pkg_resources
+  pip_install -e ".[$extras]" 'setuptools>=70.1,<81'
   echo "$want" > "$stamp"
 fi
 
-# detectron2.model_zoo imports pkg_resources, which setuptools 81 removed
-if ! have "import pkg_resources"; then
-  echo "[setup_env] pkg_resources missing (setuptools >= 81): installing setuptools<81"
-  pip_install 'setuptools<81'
+# detectron2.model_zoo imports pkg_resources, which setuptools 81 removed; the packaging tests build
+# sniper_d2's wheel offline with this setuptools, whose own bdist_wheel needs 70.1 or later
+if ! have "import pkg_resources, setuptools.command.bdist_wheel"; then
+  echo "[setup_env] installing setuptools>=70.1,<81 (pkg_resources for detectron2.model_zoo, bdist_wheel for the tests)"
+  pip_install 'setuptools>=70.1,<81'
 fi
 
 (cd / && "$py" -W ignore -c "import torch, torchvision, detectron2, sniper_d2, pkg_resources") \
