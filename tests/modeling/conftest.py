@@ -8,6 +8,7 @@ import torch
 from detectron2.config import get_cfg
 from detectron2.modeling import build_model
 from detectron2.structures import Boxes, Instances
+from detectron2.utils.events import EventStorage
 
 import sniper_d2.modeling  # noqa: F401  (registers the SNIPER heads)
 from sniper_d2.chip_instances import ChipInstances
@@ -111,6 +112,19 @@ def batched_inputs(targets):
             record["instances"] = copy.deepcopy(inst)
         inputs.append(record)
     return inputs
+
+
+def train_step(model, targets, logged_keys, seed=5):
+    """One forward/backward of ``model`` on ``targets``: (losses, parameter gradients, the logged
+    event values of ``logged_keys``)."""
+    model.zero_grad(set_to_none=True)
+    torch.manual_seed(seed)
+    with EventStorage() as storage:
+        losses = model(batched_inputs(targets))
+        sum(losses.values()).backward()
+        logged = {k: storage.latest()[k][0] for k in logged_keys}
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    return {k: v.detach() for k, v in losses.items()}, grads, logged
 
 
 @pytest.fixture(autouse=True)

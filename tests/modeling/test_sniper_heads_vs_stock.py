@@ -11,24 +11,16 @@ from detectron2.utils.events import EventStorage
 
 from sniper_d2.chip_instances import ChipInstances
 
+from .conftest import train_step
+
 LOGGED = ("rpn/num_pos_anchors", "rpn/num_neg_anchors", "roi_head/num_fg_samples",
           "roi_head/num_bg_samples")
 
 
-@pytest.fixture
-def train_step(batched_inputs):
-    def step(model, targets, seed=5):
-        """One forward/backward: losses, parameter gradients and the logged sample counts."""
-        model.zero_grad(set_to_none=True)
-        torch.manual_seed(seed)
-        with EventStorage() as storage:
-            losses = model(batched_inputs(targets))
-            sum(losses.values()).backward()
-            logged = {k: storage.latest()[k][0] for k in LOGGED}
-        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-        return {k: v.detach() for k, v in losses.items()}, grads, logged
-
-    return step
+@pytest.fixture(name="train_step")
+def train_step_fixture():
+    """``train_step(model, targets, seed=5)``: losses, parameter gradients and the logged sample counts."""
+    return lambda model, targets, seed=5: train_step(model, targets, LOGGED, seed)
 
 
 def assert_identical_steps(step_a, step_b):

@@ -14,7 +14,7 @@ from detectron2.modeling.roi_heads import select_foreground_proposals
 from detectron2.structures import Boxes, Instances, PolygonMasks, pairwise_iou
 from detectron2.utils.events import EventStorage
 
-from .conftest import all_valid_chip_targets, batched_inputs, plain_targets, tiny_cfg
+from .conftest import all_valid_chip_targets, plain_targets, tiny_cfg, train_step
 from .test_sniper_heads_vs_stock import assert_identical_steps, bounded_chips
 
 
@@ -51,14 +51,7 @@ def with_masks(targets):
 
 
 def step(model, targets, seed=5):
-    model.zero_grad(set_to_none=True)
-    torch.manual_seed(seed)
-    with EventStorage() as storage:
-        losses = model(batched_inputs(targets))
-        sum(losses.values()).backward()
-        logged = {k: storage.latest()[k][0] for k in ("roi_head/num_fg_samples", "roi_head/num_bg_samples")}
-    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-    return {k: v.detach() for k, v in losses.items()}, grads, logged
+    return train_step(model, targets, ("roi_head/num_fg_samples", "roi_head/num_bg_samples"), seed)
 
 
 def test_mask_loss_is_stock_on_plain_and_all_valid_targets(mask_pair):
