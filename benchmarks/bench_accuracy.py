@@ -282,7 +282,7 @@ def run_child(args):
     from detectron2.utils.logger import setup_logger
 
     import sniper_d2  # noqa: F401  (registers components and built-in datasets)
-    from sniper_d2 import SniperTrainer, check_sniper_config
+    from sniper_d2 import SniperTrainer, check_sniper_config, register_coco_datasets
     from sniper_d2.mining import mine_negative_proposals
 
     torch.set_num_threads(1)
@@ -290,10 +290,7 @@ def run_child(args):
     os.makedirs(out_dir, exist_ok=True)
     setup_logger(out_dir)
     seed_all_rng(args.seed)
-    for name, json_file, image_root in args.register_coco:
-        from detectron2.data.datasets import register_coco_instances
-
-        register_coco_instances(name, {}, json_file, image_root)
+    register_coco_datasets(args.register_coco)
     cfg = _variant_cfg(args, args.child, args.seed, out_dir)
     check_sniper_config(cfg)
     mining_cpu = 0.0
@@ -535,10 +532,9 @@ def main(argv=None):
     import sniper_d2  # noqa: F401  (registers the built-in datasets)
     from detectron2.data import DatasetCatalog
 
-    for name, json_file, image_root in args.register_coco:
-        from detectron2.data.datasets import register_coco_instances
+    from sniper_d2.data import register_coco_datasets
 
-        register_coco_instances(name, {}, json_file, image_root)
+    register_coco_datasets(args.register_coco)
     for name in (args.train, args.test):
         if name not in DatasetCatalog.list():
             raise SystemExit(f"Dataset '{name}' is not registered: use a built-in name or --register-coco NAME JSON ROOT.")

@@ -9,7 +9,7 @@ from . import modeling as _modeling  # noqa: F401  (registers the heads)
 from .log import forward_to_detectron2_logger
 from .chip_instances import ChipInstances
 from .config import add_sniper_config, check_sniper_config
-from .data import SniperChipMapper, build_sniper_train_loader, register_coco_with_sizes
+from .data import SniperChipMapper, build_sniper_train_loader, register_coco_datasets, register_coco_with_sizes
 from .engine import SniperTrainer
 from .inference import SniperMultiScaleInference, SniperPredictor, build_inference_model, build_test_mapper
 from .modeling import SniperRes5ROIHeads, SniperRPN, SniperStandardROIHeads
@@ -28,6 +28,7 @@ __all__ = [
     "build_sniper_train_loader",
     "build_test_mapper",
     "check_sniper_config",
+    "register_coco_datasets",
     "register_coco_with_sizes",
 ]
 __version__ = "0.1.0"

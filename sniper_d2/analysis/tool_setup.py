@@ -2,10 +2,9 @@
 import argparse
 
 from detectron2.config import get_cfg
-from detectron2.data import DatasetCatalog
 
 from ..config import add_sniper_config
-from ..data import register_coco_with_sizes
+from ..data import register_coco_datasets
 
 __all__ = ["tool_argument_parser", "tool_config"]
 
@@ -34,12 +33,7 @@ def tool_config(args):
             f"--config-file {args.config_file} is a LazyConfig (Python) file; this tool reads YAML configs "
             "(e.g. configs/sniper_R_50_FPN_1x.yaml, configs/demo/sniper_shapes_R18_FPN.yaml)."
         )
-    for name, json_file, image_root in args.register_coco:
-        if name in DatasetCatalog.list():
-            raise ValueError(
-                f"--register-coco: a dataset named '{name}' is already registered; choose another name."
-            )
-        register_coco_with_sizes(name, json_file, image_root)
+    register_coco_datasets(args.register_coco)
     cfg = get_cfg()
     add_sniper_config(cfg)
     cfg.merge_from_file(args.config_file)

@@ -36,12 +36,12 @@ from detectron2.utils import comm
 from detectron2.utils.registry import locate
 
 import sniper_d2  # noqa: F401  (registers SNIPER components and built-in datasets)
+from sniper_d2.data import register_coco_datasets
 from sniper_d2.data.build import SniperTrainLoader
 from sniper_d2.engine.atomic_files import make_checkpoint_writes_atomic
 from sniper_d2.engine.iteration_seeds import BUILD, IterationSeededLoader, seed_global_rngs
 from sniper_d2.modeling import SniperProposalLabels, SniperRPN
 
-from .train import register_coco_flags
 
 __all__ = ["build_optimizer", "check_chip_aware_model", "do_test", "do_train", "inference_model", "load_config", "main"]
 
@@ -165,7 +165,7 @@ def main(args):
             "--mine-negatives runs with YAML configs (configs/*.yaml); with a LazyConfig, mine with the "
             "matching YAML config and pass the proposal files as dataloader.train.sniper.NEG.PROPOSAL_FILES."
         )
-    register_coco_flags(args.register_coco)
+    register_coco_datasets(args.register_coco)
     cfg = load_config(args.config_file, args.opts)
     default_setup(cfg, args)  # logging, train.output_dir/config.yaml, seeds
     if args.eval_only:

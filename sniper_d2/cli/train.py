@@ -52,17 +52,16 @@ import logging
 
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import get_cfg
-from detectron2.data import DatasetCatalog
 from detectron2.engine import default_argument_parser, default_setup, launch
 
 import sniper_d2  # noqa: F401  (registers SNIPER components and built-in datasets)
 from sniper_d2 import SniperTrainer as Trainer  # DefaultTrainer + chip loader + multi-scale test
 from sniper_d2 import add_sniper_config, check_sniper_config
-from sniper_d2.data import register_coco_with_sizes
+from sniper_d2.data import register_coco_datasets
 from sniper_d2.engine.run_guard import resume_or_refuse
 from sniper_d2.mining import mine_negative_proposals, mining_paths
 
-__all__ = ["argument_parser", "build_config", "is_lazy_config", "main", "register_coco_flags", "run"]
+__all__ = ["argument_parser", "build_config", "is_lazy_config", "main", "run"]
 
 EXAMPLES = """Examples:
   sniper-train --config-file configs/sniper_R_50_FPN_1x.yaml --num-gpus 8 --mine-negatives
@@ -80,14 +79,6 @@ def is_lazy_config(config_file: str) -> bool:
     return config_file.endswith(".py")
 
 
-def register_coco_flags(register_coco) -> None:
-    """Register the ``(NAME, JSON, IMAGE_ROOT)`` triples of ``--register-coco``."""
-    for name, json_file, image_root in register_coco:
-        if name in DatasetCatalog.list():
-            raise ValueError(f"--register-coco: a dataset named '{name}' is already registered; choose another name.")
-        register_coco_with_sizes(name, json_file, image_root)
-
-
 def build_config(args):
     """The frozen, checked config of ``args``, after registering its ``--register-coco`` datasets."""
     if is_lazy_config(args.config_file):
@@ -95,7 +86,7 @@ def build_config(args):
             f"--config-file {args.config_file} is a LazyConfig (Python) file: build_config reads YAML configs; "
             "main() runs LazyConfigs through sniper_d2.cli.lazy_train."
         )
-    register_coco_flags(args.register_coco)
+    register_coco_datasets(args.register_coco)
     cfg = get_cfg()
     add_sniper_config(cfg)
     cfg.merge_from_file(args.config_file)

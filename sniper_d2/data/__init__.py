@@ -10,7 +10,7 @@ from .chip_image import DecodedImageCache
 from .chip_mapper import SniperChipMapper
 from .chip_plan import ChipPlanner, EpochChipPlan
 from .chip_sampler import ChipSampler
-from .coco_registration import load_coco_json_with_sizes, register_coco_with_sizes
+from .coco_registration import load_coco_json_with_sizes, register_coco_datasets, register_coco_with_sizes
 from .image_files import check_training_images
 from .negative_proposals import load_negative_proposals
 
@@ -28,6 +28,7 @@ __all__ = [
     "check_training_images",
     "load_coco_json_with_sizes",
     "load_negative_proposals",
+    "register_coco_datasets",
     "register_coco_with_sizes",
     "sniper_seed",
 ]

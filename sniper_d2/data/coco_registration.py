@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from .image_files import image_file_size, image_ref
 
-__all__ = ["load_coco_json_with_sizes", "register_coco_with_sizes"]
+__all__ = ["load_coco_json_with_sizes", "register_coco_datasets", "register_coco_with_sizes"]
 
 logger = logging.getLogger(__name__)
 
@@ -78,3 +78,12 @@ def register_coco_with_sizes(name: str, json_file: str, image_root: str, metadat
     json_file, image_root = os.fspath(json_file), os.fspath(image_root)
     DatasetCatalog.register(name, lambda: load_coco_json_with_sizes(json_file, image_root, name))
     MetadataCatalog.get(name).set(json_file=json_file, image_root=image_root, evaluator_type="coco", **(metadata or {}))
+
+
+def register_coco_datasets(triples) -> None:
+    """Register each ``(name, json_file, image_root)`` of a ``--register-coco`` flag with
+    :func:`register_coco_with_sizes`; a name that is already registered is an error."""
+    for name, json_file, image_root in triples:
+        if name in DatasetCatalog.list():
+            raise ValueError(f"--register-coco: a dataset named '{name}' is already registered; choose another name.")
+        register_coco_with_sizes(name, json_file, image_root)

@@ -7,7 +7,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import register_coco_instances
 
 from sniper_d2.analysis.tool_setup import tool_config
-from sniper_d2.data import register_coco_with_sizes
+from sniper_d2.data import register_coco_datasets, register_coco_with_sizes
 
 from sniper_test_data import write_image
 
@@ -72,3 +72,9 @@ def test_tools_register_coco_files_with_sizes(tmp_path):
     args = argparse.Namespace(config_file=str(config), register_coco=[[name, str(json_file), str(tmp_path)]], opts=[])
     tool_config(args)
     assert [d["width"] for d in DatasetCatalog.get(name)] == [w for w, _ in SIZES.values()]
+
+
+def test_register_coco_flag_refuses_a_registered_name(tmp_path):
+    json_file = write_coco(tmp_path)
+    with pytest.raises(ValueError, match=r"--register-coco: a dataset named 'sniper_shapes_val' is already registered"):
+        register_coco_datasets([("sniper_shapes_val", str(json_file), str(tmp_path))])
