@@ -180,7 +180,7 @@ def write_dataset_sample(root, args, population_images=2000):
 def population_chip_stats(cfg, records, proposals, seed):
     """Epoch-0 chip statistics of the planner over other images of the workload's source (no pixels
     needed): how typical the timed sample's chip count is."""
-    table = AnnotationTable([("population", records)], [proposals], check_files=False)
+    table = AnnotationTable([("population", records)], [proposals])
     negatives = 0 if not cfg.SNIPER.NEG.PROPOSAL_FILES else cfg.SNIPER.NEG.CHIPS_PER_IMAGE
     planner = ChipPlanner(table, ChipGenerator.from_config(cfg), seed=seed, negatives_per_image=negatives)
     return {**planner.plan(0).stats, "images": len(records)}

@@ -5,7 +5,6 @@ metadata plus all boxes concatenated with per-image offsets (CSR layout). This k
 large datasets small and free of per-image Python objects, which matters because every
 data-loader worker holds a copy.
 """
-import os
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
@@ -84,21 +83,19 @@ class AnnotationTable:
     Args:
         datasets: ``[(dataset_name, list_of_dataset_dicts), ...]`` as from ``DatasetCatalog.get``.
         proposals: optional, one entry per dataset: ``{image_id: (P, 4) XYXY original px}`` or None.
-        check_files: verify up front that every image file exists (errors list the missing ones).
+
+    Image files are not read here (:func:`~sniper_d2.data.image_files.check_training_images`
+    checks them before training).
     """
 
-    def __init__(self, datasets: Sequence[Tuple[str, List[dict]]], proposals=None, check_files=True):
+    def __init__(self, datasets: Sequence[Tuple[str, List[dict]]], proposals=None):
         names, ids, files, sizes = [], [], [], []
         box_parts, class_parts, crowd_parts, prop_parts = [], [], [], []
         has_props = []
-        missing = []
         for d, (dataset, dicts) in enumerate(datasets):
             props = proposals[d] if proposals is not None else None
             for record in dicts:
                 file_name = record["file_name"]
-                if check_files and not os.path.isfile(file_name):
-                    missing.append(image_ref(dataset, record.get("image_id"), file_name))
-                    continue
                 w, h = _image_size(record, dataset)
                 b, c, k = _record_boxes(record, dataset, w, h)
                 names.append(d)
@@ -111,12 +108,6 @@ class AnnotationTable:
                 p = None if props is None else props.get(record.get("image_id"))
                 has_props.append(p is not None)
                 prop_parts.append(np.zeros((0, 4)) if p is None else np.asarray(p, np.float64).reshape(-1, 4))
-        if missing:
-            shown = "\n  ".join(missing[:10])
-            raise FileNotFoundError(
-                f"{len(missing)} image file(s) of the training set do not exist, e.g.:\n  {shown}\n"
-                "Fix the image root / file names of the dataset, or remove those images from it."
-            )
         self.dataset_names = [name for name, _ in datasets]
         self._dataset_index = np.asarray(names, np.int32)
         self.image_ids = ids

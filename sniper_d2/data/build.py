@@ -94,7 +94,7 @@ def build_chip_planner(cfg, check_files: bool = True) -> ChipPlanner:
             logger.info(
                 f"Image files of {', '.join(checked.cached)}: unchanged since checked (OUTPUT_DIR/sniper_image_check)"
             )
-    table = AnnotationTable(datasets, proposals, check_files=False)
+    table = AnnotationTable(datasets, proposals)
     if check_files:
         check_scale_order(cfg.SNIPER.TRAIN.SCALES, table.sizes)
     return ChipPlanner(
