@@ -59,7 +59,7 @@ class SniperTrainer(DefaultTrainer):
         self.register_hooks(self.build_hooks())
 
     def train(self):
-        """Train, evaluate (DefaultTrainer), then log a summary: chips of the last epoch and AP."""
+        """Train, evaluate (DefaultTrainer; :meth:`test` logs the AP), then log the chips of the last epoch."""
         results = super().train()
         if comm.is_main_process():
             self._log_summary()
@@ -75,12 +75,6 @@ class SniperTrainer(DefaultTrainer):
                 f"{stats['negative_chips']:.0f} negative, {stats['chips_per_image']:.2f} chips/image, "
                 f"{stats['pixels_per_image'] / 1e6:.3f} Mpx/image"
             )
-        # the evaluation hook stores "bbox/AP"... (one test set) or "<name>/bbox/AP"... (several)
-        prefixes = sorted({k[: -len("bbox/AP")] for k in histories if k.endswith("bbox/AP")})
-        for prefix in prefixes:
-            metrics = {k[len(prefix) + 5:]: h.latest() for k, h in histories.items() if k.startswith(prefix + "bbox/")}
-            name = prefix.rstrip("/") or ", ".join(self.cfg.DATASETS.TEST)
-            logger.info(f"SNIPER result on {name}: {_ap_line(metrics)}")
 
     @classmethod
     def build_train_loader(cls, cfg):
