@@ -140,6 +140,45 @@ def add_sniper_config(cfg):
     # the finest scale of huge images); 0: whenever TILE_SIZE > 0 (an image that fits in one
     # tile gives one tile, the whole image, with the same detections as untiled).
     cfg.SNIPER.TEST.TILE_ABOVE = 0
+
+    # ---- AutoFocus (Najibi, Singh, Davis, ICCV 2019): FocusPixels and FocusChips ---------------
+    # Training: MODEL.META_ARCHITECTURE "SniperAutoFocusRCNN" adds a FocusPixel branch to the
+    # R-CNN and trains it jointly on the chips; other meta-architectures ignore these keys.
+    cfg.SNIPER.AUTOFOCUS = CN()
+    # The branch, by name in sniper_d2.modeling.FOCUS_HEAD_REGISTRY.
+    cfg.SNIPER.AUTOFOCUS.HEAD_NAME = "FocusPixelHead"
+    # Feature map the branch reads; its stride is the FocusPixel grid's (the authors: stride 16).
+    # FPN: "p4"; C4: "res4".
+    cfg.SNIPER.AUTOFOCUS.IN_FEATURE = "p4"
+    # Channels of the branch's 3x3 conv.
+    cfg.SNIPER.AUTOFOCUS.CONV_DIM = 256
+    # FocusPixel labels, per feature-map cell of a chip, from the chip's boxes (sqrt(area) in chip
+    # px): positive where the cell overlaps an object of size in (DC_LOW, SMALL_THRESH);
+    # don't-care where it overlaps one in [SMALL_THRESH, DC_HIGH), one <= DC_LOW, or a crowd
+    # box; negative elsewhere. The authors' COCO values for 512 px chips: 5, 64, 90.
+    cfg.SNIPER.AUTOFOCUS.DC_LOW = 5.0
+    cfg.SNIPER.AUTOFOCUS.SMALL_THRESH = 64.0
+    cfg.SNIPER.AUTOFOCUS.DC_HIGH = 90.0
+    # Weight of the FocusPixel loss (mean binary cross-entropy over the labelled cells).
+    cfg.SNIPER.AUTOFOCUS.LOSS_WEIGHT = 1.0
+
+    # Inference coarse to fine (needs a SniperAutoFocusRCNN model and SNIPER.TEST.MULTI_SCALE): the
+    # coarsest test scale runs on the whole image; each finer scale with PRUNE runs only on the
+    # FocusChips built from the next coarser scale's FocusPixel map (threshold, dilate, connected
+    # components, minimum size, overlapping chips merged). One value per SNIPER.TEST.SCALES entry,
+    # finest first; a scale's values say how its FocusChips come from the coarser scale's map.
+    cfg.SNIPER.TEST.AUTOFOCUS = CN()
+    cfg.SNIPER.TEST.AUTOFOCUS.ENABLED = False
+    # False: the scale runs on the whole image. The coarsest scale must be False.
+    cfg.SNIPER.TEST.AUTOFOCUS.PRUNE = (True, True, False)
+    # FocusPixel probability at or above which a cell of the coarser scale's map is a FocusPixel
+    # (the authors: 0.2 for the finest scale's chips, 0.02 for the middle scale's).
+    cfg.SNIPER.TEST.AUTOFOCUS.THRESHOLDS = (0.2, 0.02, 0.0)
+    # Side of the square dilation kernel applied to the FocusPixels, cells of that map.
+    cfg.SNIPER.TEST.AUTOFOCUS.DILATIONS = (3, 3, 1)
+    # Least FocusChip side, cells of that map (the authors: 20 and 16 cells of stride 16, i.e.
+    # 320 and 256 px of the coarser scale).
+    cfg.SNIPER.TEST.AUTOFOCUS.MIN_CHIP_SIZES = (20, 16, 1)
     return cfg
 
 
@@ -185,6 +224,7 @@ def check_sniper_config(cfg) -> None:
             )
     if s.TRAIN.ENABLED:
         _check_chip_aware_heads(cfg)
+    _check_autofocus(s, len(test_scales))
     if s.TEST.MERGE not in ("soft_nms", "nms"):
         raise ValueError(f"SNIPER.TEST.MERGE must be 'soft_nms' or 'nms', got {s.TEST.MERGE!r}.")
     registered = set(DatasetCatalog.list())
@@ -232,6 +272,28 @@ def _check_chip_aware_heads(cfg) -> None:
             )
 
 
+def _check_autofocus(sniper_node, num_test_scales: int) -> None:
+    """AutoFocus label thresholds in order; one inference value per test scale, coarsest not pruned."""
+    af = sniper_node.AUTOFOCUS
+    if not af.DC_LOW < af.SMALL_THRESH <= af.DC_HIGH:
+        raise ValueError(
+            "SNIPER.AUTOFOCUS: need DC_LOW < SMALL_THRESH <= DC_HIGH (sqrt(area), chip px), got "
+            f"{af.DC_LOW}, {af.SMALL_THRESH}, {af.DC_HIGH}."
+        )
+    test = sniper_node.TEST.AUTOFOCUS
+    for key in ("PRUNE", "THRESHOLDS", "DILATIONS", "MIN_CHIP_SIZES"):
+        if len(test[key]) != num_test_scales:
+            raise ValueError(
+                f"SNIPER.TEST.AUTOFOCUS.{key} has {len(test[key])} values but SNIPER.TEST.SCALES has "
+                f"{num_test_scales} scales: give one per test scale, finest first."
+            )
+    if test.PRUNE and test.PRUNE[-1]:
+        raise ValueError(
+            "SNIPER.TEST.AUTOFOCUS.PRUNE: the coarsest test scale (the last) runs on the whole image and "
+            "has no coarser FocusPixel map to prune by; set its entry to False."
+        )
+
+
 def _parsed(key, parse, *args):
     """``parse(*args)``, its ValueError prefixed with the config key (unless it names it)."""
     try:
@@ -262,6 +324,18 @@ _BOUNDS = {
     "TEST.TILE_SIZE": (lambda v: _is_int(v) and (v == 0 or v >= 32), "0 (off) or an integer >= 32 (scaled px)"),
     "TEST.TILE_OVERLAP": (lambda v: _is_int(v) and v >= 0, "an integer >= 0 (scaled px), below TEST.TILE_SIZE"),
     "TEST.TILE_ABOVE": (lambda v: _is_int(v) and v >= 0, "an integer >= 0 (scaled px; 0: tile every scale)"),
+    "AUTOFOCUS.CONV_DIM": (lambda v: _is_int(v) and v >= 1, "an integer >= 1 (channels)"),
+    "AUTOFOCUS.DC_LOW": (lambda v: _is_number(v) and v >= 0, "a number >= 0 (sqrt(area), chip px)"),
+    "AUTOFOCUS.SMALL_THRESH": (lambda v: _is_number(v) and v > 0, "a number > 0 (sqrt(area), chip px)"),
+    "AUTOFOCUS.DC_HIGH": (lambda v: _is_number(v) and v > 0, "a number > 0 (sqrt(area), chip px)"),
+    "AUTOFOCUS.LOSS_WEIGHT": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
+    "TEST.AUTOFOCUS.PRUNE": (lambda v: all(isinstance(x, bool) for x in v), "one True/False per test scale"),
+    "TEST.AUTOFOCUS.THRESHOLDS": (lambda v: all(_is_number(x) and 0 <= x <= 1 for x in v),
+                                  "probabilities in [0, 1], one per test scale"),
+    "TEST.AUTOFOCUS.DILATIONS": (lambda v: all(_is_int(x) and x >= 1 for x in v),
+                                 "integers >= 1 (cells; 1: no dilation), one per test scale"),
+    "TEST.AUTOFOCUS.MIN_CHIP_SIZES": (lambda v: all(_is_int(x) and x >= 1 for x in v),
+                                      "integers >= 1 (cells), one per test scale"),
 }
 
 
