@@ -14,6 +14,9 @@ evaluated with COCOEvaluator on the test dataset:
   sniper_allvalid ablation: no ignore (SNIPER.TRAIN.IGNORE_INVALID False)
   suggested       SNIPER with the scales and ranges `tools/analyze_dataset.py --suggest` proposes
                   for the training set (mining included)
+  autofocus       SNIPER (mining included) with AutoFocus's FocusPixel branch (--autofocus-config
+                  merged over the config; SniperAutoFocusRCNN) and its coarse-to-fine test;
+                  benchmarks/bench_autofocus.py compares its tests
 
 Test-time ablations of a SNIPER model (no extra training): each test scale alone, whole image, no
 range filter (``@scale i``: which scale finds what, and the best single-scale test); the
@@ -49,8 +52,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VARIANTS = ("single", "multisize", "sniper", "sniper_noneg", "sniper_allvalid", "suggested")
-SNIPER_VARIANTS = ("sniper", "sniper_noneg", "sniper_allvalid", "suggested")
+VARIANTS = ("single", "multisize", "sniper", "sniper_noneg", "sniper_allvalid", "suggested", "autofocus")
+SNIPER_VARIANTS = ("sniper", "sniper_noneg", "sniper_allvalid", "suggested", "autofocus")
+MINED_VARIANTS = ("sniper", "sniper_allvalid", "suggested", "autofocus")  # trained as --mine-negatives does
 METRICS = ("AP", "AP50", "APs", "APm", "APl")
 SEGM_METRICS = ("AP", "APs")  # the segm columns of the table (--mask)
 PILOT_ITERS = 8  # pilot iterations; the first 2 (allocations, first epoch's chips) are not timed
@@ -63,6 +67,8 @@ def parse_args(argv=None):
                    help="default: configs/demo/sniper_shapes_R18_FPN.yaml (--mask: sniper_mask_shapes_R18_FPN.yaml)")
     p.add_argument("--mask", action="store_true",
                    help="Mask R-CNN (MODEL.MASK_ON): report segm AP beside box AP")
+    p.add_argument("--autofocus-config", default=os.path.join(ROOT, "configs/demo/sniper_autofocus_shapes_R18_FPN.yaml"),
+                   help="autofocus variant: merged over --config-file (before the KEY VALUE overrides)")
     p.add_argument("--train", default="sniper_shapes_train", help="registered training dataset")
     p.add_argument("--test", default="sniper_shapes_val", help="registered test dataset")
     p.add_argument("--register-coco", nargs=3, action="append", default=[], metavar=("NAME", "JSON", "IMAGE_ROOT"),
@@ -103,7 +109,7 @@ def parse_args(argv=None):
 # Child: one variant, one seed
 # ---------------------------------------------------------------------------------------------
 
-def _base_cfg(args, seed, output_dir):
+def _base_cfg(args, seed, output_dir, extra_file=None):
     from detectron2.config import get_cfg
 
     from sniper_d2 import add_sniper_config
@@ -111,6 +117,8 @@ def _base_cfg(args, seed, output_dir):
     cfg = get_cfg()
     add_sniper_config(cfg)
     cfg.merge_from_file(args.config_file)
+    if extra_file:
+        cfg.merge_from_file(extra_file)
     cfg.merge_from_list(args.opts)
     if args.mask:
         cfg.MODEL.MASK_ON = True
@@ -138,7 +146,7 @@ def _single_size(args):
 
 
 def _variant_cfg(args, variant, seed, output_dir):
-    cfg = _base_cfg(args, seed, output_dir)
+    cfg = _base_cfg(args, seed, output_dir, args.autofocus_config if variant == "autofocus" else None)
     if variant in ("single", "multisize"):
         short, max_long = _single_size(args)
         cfg.SNIPER.TRAIN.ENABLED = False
@@ -240,7 +248,8 @@ def _calibrated_iterations(cfg, budget_cpu):
 def _evaluate(cfg, model, test_name, mode):
     """COCO box metrics, segm metrics (None without masks) and CPU s of one test mode: 'config' (the config's own test),
     'scale:i' (test scale i alone, whole image, no range filter), 'nms' (hard-NMS merge),
-    'tta' (Detectron2's GeneralizedRCNNWithTTA), 'single' (Detectron2's single-scale test)."""
+    'tta' (Detectron2's GeneralizedRCNNWithTTA), 'single' (Detectron2's single-scale test), 'pyramid' (the
+    whole image at every test scale: AutoFocus off)."""
     from detectron2.evaluation import COCOEvaluator, inference_on_dataset
     from detectron2.modeling import GeneralizedRCNNWithTTA
 
@@ -255,6 +264,8 @@ def _evaluate(cfg, model, test_name, mode):
         cfg.SNIPER.TEST.VALID_RANGES = ((-1, -1),)
     elif mode == "nms":
         cfg.SNIPER.TEST.MERGE = "nms"
+    elif mode == "pyramid":
+        cfg.SNIPER.TEST.AUTOFOCUS.ENABLED = False
     elif mode == "single":
         cfg.TEST.AUG.ENABLED = False
     start = time.process_time()
@@ -273,7 +284,8 @@ def _test_modes(cfg, variant, which="all"):
         return ["tta", "single"]
     if variant == "single":
         return ["config"]
-    return ["config", "nms"] + [f"scale:{i}" for i in range(len(cfg.SNIPER.TEST.SCALES))]
+    pyramid = ["pyramid"] if cfg.SNIPER.TEST.AUTOFOCUS.ENABLED else []
+    return ["config", *pyramid, "nms"] + [f"scale:{i}" for i in range(len(cfg.SNIPER.TEST.SCALES))]
 
 
 def run_child(args):
@@ -294,7 +306,7 @@ def run_child(args):
     cfg = _variant_cfg(args, args.child, args.seed, out_dir)
     check_sniper_config(cfg)
     mining_cpu = 0.0
-    if args.child in ("sniper", "sniper_allvalid", "suggested"):
+    if args.child in MINED_VARIANTS:
         start = time.process_time()
         files = mine_negative_proposals(cfg, SniperTrainer)
         mining_cpu = time.process_time() - start
@@ -343,10 +355,11 @@ def _final_loss(trainer):
 
 def _child_command(args, variant, seed):
     cmd = [sys.executable, os.path.abspath(__file__), "--child", variant, "--seed", str(seed),
-           "--config-file", args.config_file, "--train", args.train, "--test", args.test,
+           "--config-file", args.config_file, "--autofocus-config", args.autofocus_config,
+           "--train", args.train, "--test", args.test,
            "--budget", str(args.budget), "--output", args.output, "--single-batch", str(args.single_batch),
-           "--tests", args.tests, *(["--mask"] if args.mask else []),
-           "--multisize-factors", *map(str, args.multisize_factors)]
+           "--multisize-factors", *map(str, args.multisize_factors),  # nargs="+": not last, the opts follow
+           "--tests", args.tests, *(["--mask"] if args.mask else [])]
     if args.single_size:
         cmd += ["--single-size", *map(str, args.single_size)]
     if args.single_lr:
@@ -394,6 +407,7 @@ def _rows(results):
         "single": "(a) single-scale", "multisize": "(b) multi-size train + TTA",
         "sniper": "(c) SNIPER", "sniper_noneg": "(c) no negative chips",
         "sniper_allvalid": "(c) every box valid (no ignore)", "suggested": "SNIPER, analyze_dataset --suggest",
+        "autofocus": "SNIPER + AutoFocus",
     }
     rows = []
     for variant in VARIANTS:
@@ -403,7 +417,9 @@ def _rows(results):
         rows.append((labels[variant], variant, _main_test(variant)))
         if variant == "multisize" and "single" in r["tests"]:
             rows.append(("(b) tested single-scale", variant, "single"))
-        if variant in ("sniper", "suggested") and "nms" in r["tests"]:
+        if "pyramid" in r["tests"]:
+            rows.append((f"{labels[variant]}, full pyramid (AutoFocus off)", variant, "pyramid"))
+        if variant in ("sniper", "suggested", "autofocus") and "nms" in r["tests"]:
             rows.append((f"{labels[variant]}, hard-NMS merge", variant, "nms"))
             for i, scale in enumerate(r["test_scales"]):
                 rows.append((f"{labels[variant]}, tested at scale {scale} alone", variant, f"scale:{i}"))
@@ -468,7 +484,7 @@ def verdict(table):
     main = {(r["variant"], r["mode"]): r for r in table}
     base = [main[k] for k in (("single", "config"), ("multisize", "tta")) if k in main]
     lines = []
-    for variant in ("sniper", "suggested"):
+    for variant in ("sniper", "suggested", "autofocus"):
         if (variant, "config") not in main:
             continue
         s = main[(variant, "config")]

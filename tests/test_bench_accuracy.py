@@ -69,3 +69,14 @@ def test_child_command_carries_every_setting(bench):
     assert child.single_size == [320, 512] and child.opts == ["SOLVER.BASE_LR", "0.01"]
     with pytest.raises(SystemExit):
         bench.parse_args(["--variants", "single,bogus"])
+
+
+def test_child_command_keeps_the_config_overrides(bench):
+    # KEY VALUE overrides follow the child's options: a variadic option before them would swallow them
+    args = bench.parse_args(["--variants", "single,autofocus", "--single-size", "288", "480",
+                             "SNIPER.TRAIN.SCALES", "((325, 412), 'longest:128')", "SOLVER.BASE_LR", "0.02"])
+    child = bench.parse_args(bench._child_command(args, "autofocus", 3)[2:])
+    assert child.child == "autofocus" and child.seed == 3
+    assert child.opts == ["SNIPER.TRAIN.SCALES", "((325, 412), 'longest:128')", "SOLVER.BASE_LR", "0.02"]
+    assert child.single_size == [288, 480] and child.multisize_factors == args.multisize_factors
+    assert child.autofocus_config == args.autofocus_config
