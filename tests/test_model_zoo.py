@@ -31,7 +31,7 @@ def test_yaml_configs_come_with_the_sniper_keys_and_their_base(name):
     cfg = model_zoo.get_config(name)
     assert isinstance(cfg, CfgNode) and not cfg.is_frozen()
     assert model_zoo.get_config_file(name) == os.path.join(model_zoo.config_root(), name)
-    assert cfg.MODEL.META_ARCHITECTURE in ("GeneralizedRCNN", "ProposalNetwork")  # from a Base file
+    assert cfg.MODEL.META_ARCHITECTURE in ("GeneralizedRCNN", "ProposalNetwork", "SniperAutoFocusRCNN")
     assert cfg.SNIPER.TRAIN.SCALES and cfg.SNIPER.TEST.SCALES
 
 
