@@ -18,11 +18,20 @@ by tile instead (:mod:`sniper_d2.inference.tiling`): memory stays bounded by one
 Mask R-CNN models (``MODEL.MASK_ON``): each scale's detections keep their mask head's ``M x M``
 probabilities through the range filter and the merge; the merged detections' masks are pasted at
 the end, ``pred_masks`` ``(N, H, W)`` in original px as Detectron2 returns them (not with tiling).
+
+AutoFocus (``SNIPER.TEST.AUTOFOCUS.ENABLED``, :mod:`sniper_d2.inference.autofocus`): the scales run
+coarsest first through ``model.inference_with_focus``; a scale with ``PRUNE`` runs only on the
+FocusChips of the next coarser scale's FocusPixel map, each chip cut from the original image,
+resized and run alone (tiled if large), keeping the detections no chip edge inside the image
+cuts. Masks work as without AutoFocus; keypoints are refused. ``pixel_counts`` and
+``last_focus_chips`` say, in every mode, how many pixels ran and where.
 """
 import contextlib
 import logging
-from typing import Dict, List, Optional, Sequence
+import math
+from typing import Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 from detectron2.config import configurable
 from detectron2.data import DatasetMapper
@@ -34,10 +43,14 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..chips.scales import ScaleLike, ScaleSpec, parse_scale, parse_scales, scaled_size
 from ..chips.valid_range import parse_valid_ranges
+from .autofocus import FocusMap, PixelCounts, check_autofocus_model, check_autofocus_settings
 from .scale_merge import (
     MERGE_METHODS, filter_by_valid_range, merge_scale_detections, paste_mask_rois, postprocess_keeping_mask_rois,
 )
-from .tiling import BORDER_TOLERANCE, check_tile_settings, crop_tile_input, owned_detections, tile_grid, tiling_applies
+from .tiling import (
+    BORDER_TOLERANCE, check_tile_settings, crop_tile_input, owned_detections, region_tile, region_tile_grid,
+    tiling_applies,
+)
 
 __all__ = ["SniperMultiScaleInference", "build_inference_model", "build_test_mapper", "scale_test_inputs"]
 
@@ -128,6 +141,17 @@ class SniperMultiScaleInference(nn.Module):
     ``SCORE_THRESH_TEST`` (e.g. to ``SNIPER.TEST.SCORE_THRESH``) and raise ``TEST.DETECTIONS_PER_IMAGE``
     (per scale, before the range filter; e.g. to ``SNIPER.TEST.DETECTIONS_PER_IMAGE``).
     ``detections_per_image`` here caps the merged result.
+
+    Attributes read after a call (every mode):
+
+    * ``pixel_counts``: :class:`~sniper_d2.inference.autofocus.PixelCounts`, running totals of
+      scaled px run per scale against the full pyramid's, and images; ``reset_pixel_counts()``
+      starts them over.
+    * ``last_focus_chips``: for each input of the last call, for each scale (index of
+      ``scales``), the regions of the original image the scale ran on, int64 ``(K, 4)``
+      ``(x0, y0, x1, y1)`` original px, end exclusive: the FocusChips of a pruned AutoFocus scale
+      (``(0, 4)``: none, the scale did not run), ``[[0, 0, width, height]]`` for a scale run on
+      the whole image (tiled or not; every scale without AutoFocus).
     """
 
     @configurable
@@ -148,6 +172,11 @@ class SniperMultiScaleInference(nn.Module):
         tile_size: int = 0,
         tile_overlap: int = 256,
         tile_above: int = 0,
+        autofocus: bool = False,
+        focus_prune: Sequence[bool] = (),
+        focus_thresholds: Sequence[float] = (),
+        focus_dilations: Sequence[int] = (),
+        focus_min_chip_sizes: Sequence[int] = (),
     ):
         """
         Args:
@@ -174,6 +203,16 @@ class SniperMultiScaleInference(nn.Module):
                 this size are found whole in some tile.
             tile_above: see ``tile_size``; 0: tile every scale (an image that fits in one tile
                 gives one tile, the whole image).
+            autofocus: AutoFocus coarse-to-fine inference (``SNIPER.TEST.AUTOFOCUS.ENABLED``); needs
+                a model with ``inference_with_focus`` and ``focus_stride`` (``SniperAutoFocusRCNN``).
+                The focus lists below then give one value per scale (finest first) and say how
+                that scale's FocusChips come from the next coarser scale's map.
+            focus_prune: per scale, run it only on FocusChips (True) or on the whole image;
+                the coarsest (last) must be False (``SNIPER.TEST.AUTOFOCUS.PRUNE``).
+            focus_thresholds: per scale, FocusPixel probability threshold (``...THRESHOLDS``).
+            focus_dilations: per scale, dilation kernel side, cells (``...DILATIONS``).
+            focus_min_chip_sizes: per scale, least FocusChip side, cells of the coarser scale's
+                map (``...MIN_CHIP_SIZES``).
         """
         super().__init__()
         if isinstance(model, DistributedDataParallel):
@@ -225,6 +264,18 @@ class SniperMultiScaleInference(nn.Module):
             )
         self.tile_size, self.tile_overlap, self.tile_above = int(tile_size), int(tile_overlap), int(tile_above)
         self.mask_on = bool(getattr(heads, "mask_on", False))
+        self.autofocus = bool(autofocus)
+        if self.autofocus:
+            self.focus_stride = check_autofocus_model(model)
+            if getattr(heads, "keypoint_on", False):
+                raise ValueError(
+                    "SNIPER.TEST.AUTOFOCUS.ENABLED: FocusChips carry box and mask detections back to the image, "
+                    "and this model also predicts keypoints (MODEL.KEYPOINT_ON): set one of them off."
+                )
+            self.focus_prune, self.focus_thresholds, self.focus_dilations, self.focus_min_chip_sizes = (
+                check_autofocus_settings(len(self.scales), focus_prune, focus_thresholds, focus_dilations,
+                                         focus_min_chip_sizes)
+            )
         backbone = getattr(model, "backbone", None)
         shapes = backbone.output_shape() if callable(getattr(backbone, "output_shape", None)) else {}
         # the coarsest feature map's stride, px: tiles start on its grid where the factor allows
@@ -235,6 +286,8 @@ class SniperMultiScaleInference(nn.Module):
         self.nms_thresh = float(nms_thresh)
         self.score_thresh = float(score_thresh)
         self.detections_per_image = int(detections_per_image)
+        self.reset_pixel_counts()
+        self.last_focus_chips: List[List[np.ndarray]] = []
         self.train(model.training)
 
     @classmethod
@@ -255,7 +308,16 @@ class SniperMultiScaleInference(nn.Module):
             "tile_size": test.TILE_SIZE,
             "tile_overlap": test.TILE_OVERLAP,
             "tile_above": test.TILE_ABOVE,
+            "autofocus": test.AUTOFOCUS.ENABLED,
+            "focus_prune": test.AUTOFOCUS.PRUNE,
+            "focus_thresholds": test.AUTOFOCUS.THRESHOLDS,
+            "focus_dilations": test.AUTOFOCUS.DILATIONS,
+            "focus_min_chip_sizes": test.AUTOFOCUS.MIN_CHIP_SIZES,
         }
+
+    def reset_pixel_counts(self) -> None:
+        """Start ``pixel_counts`` over (zero images, zero px at every scale)."""
+        self.pixel_counts = PixelCounts.zeros(len(self.scales))
 
     def forward(self, batched_inputs: List[Dict]) -> List[Dict[str, Instances]]:
         """Detections for each input, ``[{"instances": Instances}]`` in original px.
@@ -279,73 +341,135 @@ class SniperMultiScaleInference(nn.Module):
             raise RuntimeError(
                 "SniperMultiScaleInference runs inference only: call .eval() on it (or the model) first."
             )
-        per_scale = []
+        num_scales = len(self.scales)
+        per_scale: List[List[Optional[Instances]]] = [[] for _ in range(num_scales)]
+        self.last_focus_chips = [
+            [np.zeros((0, 4), dtype=np.int64) for _ in range(num_scales)] for _ in batched_inputs
+        ]
         with torch.no_grad(), self._scale_postprocessing():
-            for scale_index in range(len(self.scales)):
-                per_scale.append(self._scale_detections(batched_inputs, scale_index))
-            return [
-                {
-                    "instances": paste_mask_rois(merge_scale_detections(
-                        [detections[i] for detections in per_scale],
-                        self._image_ranges(batched_inputs[i], i),
-                        method=self.merge,
-                        soft_nms_sigma=self.soft_nms_sigma,
-                        nms_thresh=self.nms_thresh,
-                        score_thresh=self.score_thresh,
-                        max_detections=self.detections_per_image,
-                    ))
-                }
-                for i in range(len(batched_inputs))
-            ]
+            focus_maps: List[Optional[FocusMap]] = []  # of the last scale run, per input (AutoFocus)
+            for scale_index in reversed(range(num_scales)) if self.autofocus else range(num_scales):
+                chips = None
+                if self.autofocus and self.focus_prune[scale_index]:
+                    chips = [
+                        focus_map.chips(self.focus_thresholds[scale_index], self.focus_dilations[scale_index],
+                                        self.focus_min_chip_sizes[scale_index], _original_size(inputs, i))
+                        for i, (focus_map, inputs) in enumerate(zip(focus_maps, batched_inputs))
+                    ]
+                per_scale[scale_index], focus_maps = self._scale_detections(batched_inputs, scale_index, chips)
+            self.pixel_counts.images += len(batched_inputs)
+            results = []
+            for i, inputs in enumerate(batched_inputs):
+                # the coarsest scale always runs on the whole image: a skipped scale's empty
+                # detections take their fields from it
+                coarsest = per_scale[-1][i]
+                detections = [d[i] if d[i] is not None else coarsest[:0] for d in per_scale]
+                merged = merge_scale_detections(
+                    detections,
+                    self._image_ranges(inputs, i),
+                    method=self.merge,
+                    soft_nms_sigma=self.soft_nms_sigma,
+                    nms_thresh=self.nms_thresh,
+                    score_thresh=self.score_thresh,
+                    max_detections=self.detections_per_image,
+                )
+                results.append({"instances": paste_mask_rois(merged)})
+            return results
 
-    def _scale_detections(self, batched_inputs: List[Dict], scale_index: int) -> List[Instances]:
-        """One scale's detections of every input, original px: the inputs that are not tiled in
-        one batch, then each tiled input tile by tile."""
+    def _scale_detections(
+        self, batched_inputs: List[Dict], scale_index: int, chips: Optional[List[np.ndarray]] = None
+    ) -> Tuple[List[Optional[Instances]], List[Optional[FocusMap]]]:
+        """One scale's detections of every input, original px (None: the scale did not run), and
+        with AutoFocus its FocusPixel map of every input.
+
+        ``chips``: None to run every input whole (the inputs that are not tiled in one batch, then
+        each tiled input tile by tile); else per input its FocusChips, ``(K, 4)`` original px,
+        each run alone (tiled if large)."""
         scale = self.scales[scale_index]
         detections: List[Optional[Instances]] = [None] * len(batched_inputs)
+        focus_maps: List[Optional[FocusMap]] = [None] * len(batched_inputs)
         whole = []
         for position, inputs in enumerate(batched_inputs):
             height, width = _original_size(inputs, position)
             factor = scale.factor(width, height)
-            if tiling_applies(width, height, factor, self.tile_size, self.tile_above):
-                detections[position] = self._tiled_detections(inputs, position, scale_index, factor)
-            else:
+            self.pixel_counts.full_pyramid[scale_index] += math.prod(scaled_size(width, height, factor))
+            if self.autofocus:
+                focus_maps[position] = FocusMap(width, height, factor, self.focus_stride)
+            regions = np.array([[0, 0, width, height]], dtype=np.int64) if chips is None else chips[position]
+            self.last_focus_chips[position][scale_index] = regions
+            if chips is None and not tiling_applies(width, height, factor, self.tile_size, self.tile_above):
                 whole.append(position)
+            elif len(regions):
+                detections[position] = self._region_detections(
+                    inputs, position, scale_index, factor, regions, focus_maps[position]
+                )
         if whole:
             scaled_inputs = scale_test_inputs([batched_inputs[i] for i in whole], scale, device=self.model.device)
-            if self.mask_on:  # masks stay M x M until after the merge
-                results = self.model.inference(scaled_inputs, do_postprocess=False)
-                for position, result, inputs in zip(whole, results, scaled_inputs):
-                    detections[position] = postprocess_keeping_mask_rois(result, inputs["height"], inputs["width"])
-            else:
-                outputs = self.model.inference(scaled_inputs, do_postprocess=True)
-                for position, output in zip(whole, outputs):
-                    detections[position] = output["instances"]
-        return detections
+            outputs, cells = self._detect(scaled_inputs, scale_index)
+            for position, output, region_cells, inputs in zip(whole, outputs, cells, scaled_inputs):
+                detections[position] = output
+                if region_cells is not None:
+                    image_region = region_tile((0, 0, inputs["width"], inputs["height"]),
+                                               (inputs["height"], inputs["width"]))
+                    focus_maps[position].paste(image_region, region_cells, tuple(inputs["image"].shape[-2:]))
+        return detections, focus_maps
 
-    def _tiled_detections(self, inputs: Dict, position: int, scale_index: int, factor: float) -> Instances:
-        """One input's detections at one scale, tile by tile: each tile's region of the original
-        image is resized alone, run, and keeps its own detections in the scale's valid range."""
+    def _region_detections(
+        self, inputs: Dict, position: int, scale_index: int, factor: float, regions: np.ndarray,
+        focus_map: Optional[FocusMap],
+    ) -> Instances:
+        """One input's detections at one scale from regions of its original image (``(K, 4)``
+        original px: the whole image when tiled, or FocusChips), region by region and, where the
+        region's scaled copy is large, tile by tile: each is resized alone, run, and keeps its
+        own detections in the scale's valid range, those no edge inside the image cuts. Their
+        FocusPixel maps are pasted into ``focus_map`` (AutoFocus)."""
         image = inputs["image"]
         height, width = _original_size(inputs, position)
         if tuple(image.shape[1:]) != (height, width):
             raise ValueError(
-                f"{_describe(inputs, position)}: tiled inference (SNIPER.TEST.TILE_SIZE) cuts tiles from the "
-                f"image at original resolution, {height}x{width} px ('height'/'width'), but the image is "
-                f"{image.shape[1]}x{image.shape[2]} px: use build_test_mapper(cfg), which does not resize."
+                f"{_describe(inputs, position)}: tiled inference (SNIPER.TEST.TILE_SIZE) and AutoFocus's FocusChips "
+                f"(SNIPER.TEST.AUTOFOCUS) cut regions from the image at original resolution, {height}x{width} px "
+                f"('height'/'width'), but the image is {image.shape[1]}x{image.shape[2]} px: use "
+                "build_test_mapper(cfg), which does not resize."
             )
         valid_range = self._image_ranges(inputs, position)[scale_index]
-        tiles = tile_grid(width, height, factor, self.tile_size, self.tile_overlap, self.feature_stride)
-        if len(tiles) > 1:
-            self._warn_if_overlap_small(scale_index, valid_range.hi * factor)
-        tile_scale = ScaleSpec("factor", (factor,))
+        region_scale = ScaleSpec("factor", (factor,))
         parts = []
-        for tile in tiles:
-            tile_inputs = scale_test_inputs([crop_tile_input(image, tile)], tile_scale, device=self.model.device)
-            (output,) = self.model.inference(tile_inputs, do_postprocess=True)
-            owned = owned_detections(output["instances"], tile, (height, width), factor)
-            parts.append(filter_by_valid_range(owned, valid_range))
+        for region in (region_tile(r, (height, width)) for r in regions.tolist()):
+            tiles = [region]
+            if tiling_applies(region.width, region.height, factor, self.tile_size, self.tile_above):
+                tiles = region_tile_grid(region, factor, self.tile_size, self.tile_overlap, self.feature_stride)
+            if len(tiles) > 1:
+                self._warn_if_overlap_small(scale_index, valid_range.hi * factor)
+            for tile in tiles:
+                tile_inputs = scale_test_inputs([crop_tile_input(image, tile)], region_scale, device=self.model.device)
+                (output,), (tile_cells,) = self._detect(tile_inputs, scale_index)
+                owned = owned_detections(output, tile, (height, width), factor)
+                parts.append(filter_by_valid_range(owned, valid_range))
+                if tile_cells is not None:
+                    focus_map.paste(tile, tile_cells, tuple(tile_inputs[0]["image"].shape[-2:]))
         return Instances.cat(parts)
+
+    def _detect(self, scaled_inputs: List[Dict], scale_index: int) -> Tuple[List[Instances], List]:
+        """One detector call on inputs already resized: each input's detections in its
+        ``height``/``width`` px (masks kept as ``pred_mask_rois``), and with AutoFocus each
+        input's FocusPixel map (numpy, cells of ``focus_stride`` px; else None). Counts the px."""
+        self.pixel_counts.processed[scale_index] += sum(x["image"].shape[-2] * x["image"].shape[-1]
+                                                        for x in scaled_inputs)
+        if self.autofocus:
+            results, maps = self.model.inference_with_focus(scaled_inputs, do_postprocess=not self.mask_on)
+            cells = [m.detach().float().cpu().numpy() for m in maps]
+        else:
+            results = self.model.inference(scaled_inputs, do_postprocess=not self.mask_on)
+            cells = [None] * len(scaled_inputs)
+        if self.mask_on:  # masks stay M x M until after the merge
+            detections = [
+                postprocess_keeping_mask_rois(result, x["height"], x["width"])
+                for result, x in zip(results, scaled_inputs)
+            ]
+        else:
+            detections = [output["instances"] for output in results]
+        return detections, cells
 
     def _warn_if_overlap_small(self, scale_index: int, largest_valid: float) -> None:
         """Log once per scale when its valid range admits objects the tile overlap cannot hold

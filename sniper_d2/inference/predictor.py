@@ -4,9 +4,9 @@
 not SNIPER's test. :class:`SniperPredictor` keeps its contract (an ``HxWxC`` image array in
 ``BGR`` order in, ``{"instances": Instances}`` in original px out, weights from
 ``MODEL.WEIGHTS``) and runs what ``train_net.py --eval-only`` evaluates: with
-``SNIPER.TEST.MULTI_SCALE`` every test scale (tiled when ``SNIPER.TEST.TILE_SIZE`` says so),
-each scale's valid range and the soft-NMS merge (:class:`SniperMultiScaleInference`); without
-it, ``DefaultPredictor`` itself.
+``SNIPER.TEST.MULTI_SCALE`` every test scale (tiled when ``SNIPER.TEST.TILE_SIZE`` says so,
+coarse to fine on FocusChips with ``SNIPER.TEST.AUTOFOCUS.ENABLED``), each scale's valid range and
+the soft-NMS merge (:class:`SniperMultiScaleInference`); without it, ``DefaultPredictor`` itself.
 """
 import os
 

@@ -43,6 +43,8 @@ __all__ = [
     "crop_tile_input",
     "feature_alignment",
     "owned_detections",
+    "region_tile",
+    "region_tile_grid",
     "tile_grid",
     "tile_spans",
     "tiling_applies",
@@ -179,6 +181,31 @@ def tile_grid(width: int, height: int, factor: float, tile_size: int, overlap: i
         for y0, y1, cy0, cy1 in rows
         for x0, x1, cx0, cx1 in columns
     ]
+
+
+def region_tile(region, image_size) -> Tile:
+    """A region ``(x0, y0, x1, y1)`` of the image (original px, integers, end exclusive; an
+    AutoFocus FocusChip) as a :class:`Tile` of its own: its core is the region, open (infinite)
+    on the sides that lie on the border of the image of ``image_size`` = ``(height, width)``, so
+    :func:`owned_detections` drops what the region's other sides cut, by the tiles' one rule."""
+    x0, y0, x1, y1 = (int(v) for v in region)
+    height, width = image_size
+    core = (x0 if x0 > 0 else -math.inf, y0 if y0 > 0 else -math.inf,
+            x1 if x1 < width else math.inf, y1 if y1 < height else math.inf)
+    return Tile(x0, y0, x1, y1, core)
+
+
+def region_tile_grid(region: Tile, factor: float, tile_size: int, overlap: int, stride: int = 1) -> List[Tile]:
+    """The tiles of a region (:func:`tile_grid` over its size, aligned to the region's origin), in
+    the whole image's original px. A tile's core side on the region's edge is the region's there:
+    open only on the image border. ``region_tile_grid(region_tile((0, 0, w, h), (h, w)), ...)``
+    is ``tile_grid(w, h, ...)``."""
+    tiles = []
+    for tile in tile_grid(region.width, region.height, factor, tile_size, overlap, stride):
+        shifted = [side + (region.x0 if k % 2 == 0 else region.y0) for k, side in enumerate(tile.core)]
+        core = tuple(s if math.isfinite(s) else r for s, r in zip(shifted, region.core))
+        tiles.append(Tile(tile.x0 + region.x0, tile.y0 + region.y0, tile.x1 + region.x0, tile.y1 + region.y0, core))
+    return tiles
 
 
 def crop_tile_input(image: torch.Tensor, tile: Tile) -> Dict:
