@@ -273,7 +273,8 @@ def _check_chip_aware_heads(cfg) -> None:
 
 
 def _check_autofocus(sniper_node, num_test_scales: int) -> None:
-    """AutoFocus label thresholds in order; one inference value per test scale, coarsest not pruned."""
+    """AutoFocus label thresholds in order; with SNIPER.TEST.AUTOFOCUS.ENABLED, one inference value per
+    test scale and the coarsest scale not pruned."""
     af = sniper_node.AUTOFOCUS
     if not af.DC_LOW < af.SMALL_THRESH <= af.DC_HIGH:
         raise ValueError(
@@ -281,6 +282,8 @@ def _check_autofocus(sniper_node, num_test_scales: int) -> None:
             f"{af.DC_LOW}, {af.SMALL_THRESH}, {af.DC_HIGH}."
         )
     test = sniper_node.TEST.AUTOFOCUS
+    if not test.ENABLED:  # the per-scale lists only matter (and only must fit TEST.SCALES) when on
+        return
     for key in ("PRUNE", "THRESHOLDS", "DILATIONS", "MIN_CHIP_SIZES"):
         if len(test[key]) != num_test_scales:
             raise ValueError(

@@ -105,6 +105,29 @@ def test_inconsistent_settings_fail_at_start_up_naming_the_key(key, value, messa
         check_sniper_config_cpu(cfg)
 
 
+@pytest.mark.parametrize("overrides, message", [
+    (["SNIPER.AUTOFOCUS.SMALL_THRESH", "4.0"], r"DC_LOW < SMALL_THRESH <= DC_HIGH"),
+    (["SNIPER.AUTOFOCUS.DC_HIGH", "50.0"], r"DC_LOW < SMALL_THRESH <= DC_HIGH"),
+    (["SNIPER.TEST.AUTOFOCUS.ENABLED", "True", "SNIPER.TEST.AUTOFOCUS.THRESHOLDS", "(0.2, 0.02)"],
+     r"SNIPER.TEST.AUTOFOCUS.THRESHOLDS has 2 values but SNIPER.TEST.SCALES has 3"),
+    (["SNIPER.TEST.AUTOFOCUS.ENABLED", "True", "SNIPER.TEST.AUTOFOCUS.PRUNE", "(True, True, True)"],
+     r"coarsest test scale .* set its entry to False"),
+    (["SNIPER.TEST.AUTOFOCUS.THRESHOLDS", "(0.2, 1.5, 0.0)"], r"SNIPER.TEST.AUTOFOCUS.THRESHOLDS must be probabilities"),
+    (["SNIPER.TEST.AUTOFOCUS.DILATIONS", "(3, 0, 1)"], r"SNIPER.TEST.AUTOFOCUS.DILATIONS must be integers >= 1"),
+])
+def test_inconsistent_autofocus_settings_fail_at_start_up(overrides, message):
+    cfg = sniper_cfg()
+    cfg.merge_from_list(overrides)
+    with pytest.raises(ValueError, match=message):
+        check_sniper_config_cpu(cfg)
+
+
+def test_autofocus_lists_need_not_fit_the_test_scales_while_autofocus_is_off():
+    cfg = sniper_cfg()  # default lists have 3 entries; a 2-scale test is fine while AutoFocus is off
+    cfg.merge_from_list(["SNIPER.TEST.SCALES", "((800, 1333), (480, 512))", "SNIPER.TEST.VALID_RANGES", "((-1, 120), (64, -1))"])
+    check_sniper_config_cpu(cfg)
+
+
 def test_unregistered_dataset_fails_at_start_up():
     cfg = sniper_cfg()
     cfg.MODEL.DEVICE = "cpu"
