@@ -534,7 +534,14 @@ def build_test_mapper(cfg) -> DatasetMapper:
 
 def build_inference_model(cfg, model: nn.Module) -> nn.Module:
     """The model to evaluate: ``SniperMultiScaleInference`` around ``model`` when
-    ``SNIPER.TEST.MULTI_SCALE``, else ``model`` itself (Detectron2's single-scale inference)."""
+    ``SNIPER.TEST.MULTI_SCALE``, else ``model`` itself (Detectron2's single-scale inference; a
+    warning says so when ``SNIPER.TEST.AUTOFOCUS.ENABLED``, which only the pyramid uses)."""
     if cfg.SNIPER.TEST.MULTI_SCALE:
         return SniperMultiScaleInference(cfg, model)
+    if cfg.SNIPER.TEST.AUTOFOCUS.ENABLED:
+        logger.warning(
+            "SNIPER.TEST.AUTOFOCUS.ENABLED is True but SNIPER.TEST.MULTI_SCALE is False: the model runs "
+            "single-scale (Detectron2's test at INPUT.MIN_SIZE_TEST), so AutoFocus does not apply. Set "
+            "SNIPER.TEST.MULTI_SCALE True for the coarse-to-fine test."
+        )
     return model

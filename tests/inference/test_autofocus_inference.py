@@ -330,3 +330,15 @@ def test_sniper_predictor_runs_autofocus_from_the_config(tmp_path):
     # the top-left cell of 16 px at 0.5, widened to 2 cells: 64 x 64 original px
     assert [r.tolist() for r in predictor.inference_model.last_focus_chips[0]] == [[[0, 0, 64, 64]], [[0, 0, 128, 96]]]
     assert predictor.inference_model.pixel_counts == PixelCounts([64 * 64, 64 * 48], [128 * 96, 64 * 48], 1)
+
+
+def test_single_scale_deployment_says_autofocus_does_not_apply(caplog):
+    from sniper_d2.inference import build_inference_model
+
+    cfg = tiny_faster_rcnn_cfg()
+    cfg.SNIPER.TEST.MULTI_SCALE = False
+    cfg.SNIPER.TEST.AUTOFOCUS.ENABLED = True
+    model = nn.Linear(1, 1)
+    with caplog.at_level("WARNING", logger="sniper_d2"):
+        assert build_inference_model(cfg, model) is model
+    assert "AutoFocus does not apply" in caplog.text and "SNIPER.TEST.MULTI_SCALE True" in caplog.text
