@@ -11,8 +11,13 @@ side a chip can hold. Heuristic, sizes = sqrt(area) of the non-crowd boxes, orig
 2. Coarsest scale: ``"longest:<chip_size>"``, the whole image in one chip (factor taken at the
    90th percentile of the images' longest sides: most images are at least that coarse).
 3. In between: the fewest scales, evenly spaced in log(factor), such that every range below maps
-   into ``[A, B]`` chip px while consecutive ranges overlap by the factor ``overlap``; this
-   bounds the ratio of consecutive factors by ``(B / A) / overlap``.
+   into ``[A, B]`` chip px while consecutive ranges overlap by the factor ``overlap`` (this
+   bounds the ratio of consecutive factors by ``(B / A) / overlap``) and consecutive factors differ
+   by at most ``MAX_SCALE_STEP`` (2: the authors' COCO scales 3 -> 1.667 -> ~0.8 step by 1.8-2.1x).
+   The step bound keeps each scale's objects near the band's centre instead of at its ends: with
+   128 px chips and 16-111 px anchors the band alone allows 3.5x steps, which put the large
+   objects of ``sniper_shapes_rescaled`` at the coarsest scale only, at a third of single-scale
+   training's resolution (README, Results: the 2-scale and 3-scale rows).
 4. Ranges: the boundary between scales i and i+1 is the size whose chip size at the two scales
    is equally far (in log) from the band's centre ``sqrt(A * B)``; ``hi_i = boundary *
    sqrt(overlap)``, ``lo_{i+1} = boundary / sqrt(overlap)``. The finest range has no lower and
@@ -37,12 +42,13 @@ from typing import List, Sequence, Tuple
 import numpy as np
 
 __all__ = [
-    "FOLLOWS_SPREAD_RATIO", "ScaleSuggestion", "SizeDependence", "TEST_RANGE_MARGIN", "anchor_size_band",
+    "FOLLOWS_SPREAD_RATIO", "MAX_SCALE_STEP", "ScaleSuggestion", "SizeDependence", "TEST_RANGE_MARGIN", "anchor_size_band",
     "size_dependence", "suggest_for_dataset", "suggest_scales",
 ]
 
 SMALL_OBJECT_PERCENTILE = 5
 LONGEST_SIDE_PERCENTILE = 90
+MAX_SCALE_STEP = 2.0
 TEST_RANGE_MARGIN = 1.2
 FOLLOWS_SPREAD_RATIO = 0.9
 
@@ -127,6 +133,7 @@ def suggest_scales(
     max_factor: float = 3.0,
     neg_min_proposals: Sequence[int] = (25, 10, 10),
     overlap: float = 2.0,
+    max_step: float = MAX_SCALE_STEP,
 ) -> ScaleSuggestion:
     """Scales and valid ranges for objects of ``sizes`` (sqrt(area), original px, non-crowd) in
     images whose longest sides are ``longest_sides`` (original px); see the module docstring.
@@ -138,6 +145,7 @@ def suggest_scales(
         neg_min_proposals: the current SNIPER.NEG.MIN_PROPOSALS: the suggestion keeps its first
             value for the finest scale and its last for the others.
         overlap: ``hi_i / lo_{i+1}`` of consecutive ranges, > 1.
+        max_step: largest ratio of consecutive factors, > 1.
     """
     sizes = np.asarray(sizes, np.float64)
     if len(sizes) == 0:
@@ -153,6 +161,8 @@ def suggest_scales(
         )
     if not max_factor > 0:
         raise ValueError(f"max_factor must be positive, got {max_factor}.")
+    if not max_step > 1:
+        raise ValueError(f"max_step must be above 1, got {max_step}.")
     finest = min(max_factor, low / max(float(np.percentile(sizes, SMALL_OBJECT_PERCENTILE)), 1e-6))
     coarsest = chip_size / float(np.percentile(longest_sides, LONGEST_SIDE_PERCENTILE))
     longest = f"longest:{int(chip_size)}"
@@ -160,7 +170,7 @@ def suggest_scales(
     if finest <= coarsest:  # the whole image in one chip already makes small objects big enough
         return ScaleSuggestion((longest,), ((-1, -1),), ((-1, -1),), (first_neg,), (coarsest,), (low, high))
 
-    max_ratio = high / (low * overlap)
+    max_ratio = min(high / (low * overlap), max_step)
     num_scales = 1 + math.ceil(math.log(finest / coarsest) / math.log(max_ratio) - 1e-9)
     ratio = (finest / coarsest) ** (1.0 / (num_scales - 1))
     factors = [_round_factor(finest / ratio**i) for i in range(num_scales - 1)] + [coarsest]

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from sniper_d2.analysis import size_dependence, suggest_for_dataset, suggest_scales
+from sniper_d2.analysis.scale_suggestion import MAX_SCALE_STEP
 from sniper_d2.chips import ValidRange, parse_scales
 
 
@@ -29,6 +30,8 @@ def test_every_size_in_a_range_and_ranges_map_into_the_band(seed, chip_size, str
     low, high = band[0], min(band[1], chip_size - stride - 1)
     factors = s.typical_factors
     assert factors == tuple(sorted(factors, reverse=True))  # finest first
+    # consecutive factors differ by at most MAX_SCALE_STEP (the authors' COCO steps are 1.8-2.1x)
+    assert all(a / b <= MAX_SCALE_STEP * 1.01 for a, b in zip(factors, factors[1:]))
     # Finest scale: the 5th-percentile object reaches the band's low end (unless capped at 3x).
     assert factors[0] == pytest.approx(3.0) or np.percentile(sizes, 5) * factors[0] >= low * 0.99
     # Inner range ends land inside the band at their scale (1 px rounding of the config values).
