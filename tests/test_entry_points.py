@@ -18,6 +18,7 @@ SCRIPTS = {  # console script -> (module, repository script)
     "sniper-predict": ("sniper_d2.cli.predict", "tools/predict.py"),
     "sniper-analyze": ("sniper_d2.cli.analyze_dataset", "tools/analyze_dataset.py"),
     "sniper-visualize": ("sniper_d2.cli.visualize_chips", "tools/visualize_chips.py"),
+    "sniper-visualize-focus": ("sniper_d2.cli.visualize_focus", "tools/visualize_focus.py"),
 }
 
 
@@ -28,7 +29,7 @@ def _load_script(path):
     return module
 
 
-def test_pyproject_declares_the_four_console_scripts():
+def test_pyproject_declares_every_console_script():
     with open(os.path.join(REPO, "pyproject.toml"), "rb") as f:
         scripts = tomllib.load(f)["project"]["scripts"]
     assert scripts == {name: f"{module}:run" for name, (module, _) in SCRIPTS.items()}

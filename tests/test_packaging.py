@@ -21,7 +21,7 @@ import sniper_d2.opencv_check as opencv_check
 tomllib = pytest.importorskip("tomllib")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPTS = ("sniper-train", "sniper-predict", "sniper-analyze", "sniper-visualize")
+SCRIPTS = ("sniper-train", "sniper-predict", "sniper-analyze", "sniper-visualize", "sniper-visualize-focus")
 # import name -> distribution, where they differ; None: deliberately not declared (see pyproject.toml)
 DISTRIBUTION = {"PIL": "Pillow", "cv2": None, "detectron2": None, "yaml": "PyYAML"}
 

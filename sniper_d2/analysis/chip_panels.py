@@ -78,6 +78,16 @@ def _panel_size(width: int, height: int, panel_size: int) -> Tuple[int, int]:
     return max(1, int(round(width * g))), max(1, int(round(height * g)))
 
 
+def light_grey_panel(image: np.ndarray, panel_size: int) -> np.ndarray:
+    """HxWx3 uint8 BGR ``image`` resized so that its longest side is ``panel_size`` px, in light
+    grey (values 70-248) so that coloured drawings stand out."""
+    height, width = image.shape[:2]
+    interpolation = cv2.INTER_AREA if panel_scale(width, height, panel_size) < 1 else cv2.INTER_LINEAR
+    grey = cv2.cvtColor(cv2.resize(image, _panel_size(width, height, panel_size), interpolation=interpolation),
+                        cv2.COLOR_BGR2GRAY)
+    return cv2.cvtColor((grey * 0.7 + 70).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+
+
 def figure_shape(width: int, height: int, num_scales: int, panel_size: int) -> Tuple[int, int]:
     """(height, width) px of the figure for a ``width`` x ``height`` image (original px)."""
     pw, ph = _panel_size(width, height, panel_size)
@@ -102,17 +112,21 @@ def _line(canvas: np.ndarray, p0, p1, colour, thickness: int, dashed: bool) -> N
         cv2.line(canvas, a, b, colour, thickness)
 
 
-def _draw_box(panel: np.ndarray, box, g: float, kind: str) -> None:
-    """Draw XYXY ``box`` (original px) scaled by ``g`` in the style of legend entry ``kind``;
+def draw_rectangle(panel: np.ndarray, box, g: float, colour, thickness: int, dashed: bool) -> None:
+    """Draw XYXY ``box`` (original px, end exclusive) scaled by ``g`` (display px per original px);
     edges stay inside the panel."""
     h, w = panel.shape[:2]
     x0, y0, x1, y1 = (float(v) * g for v in box)
     left, top = int(np.clip(round(x0), 0, w - 1)), int(np.clip(round(y0), 0, h - 1))
     right, bottom = int(np.clip(round(x1) - 1, 0, w - 1)), int(np.clip(round(y1) - 1, 0, h - 1))
-    thickness, dashed = _LINE_STYLES[kind]
     corners = [(left, top), (right, top), (right, bottom), (left, bottom)]
     for p0, p1 in zip(corners, corners[1:] + corners[:1]):
-        _line(panel, p0, p1, COLOURS[kind], thickness, dashed)
+        _line(panel, p0, p1, colour, thickness, dashed)
+
+
+def _draw_box(panel: np.ndarray, box, g: float, kind: str) -> None:
+    """Draw XYXY ``box`` (original px) scaled by ``g`` in the style of legend entry ``kind``."""
+    draw_rectangle(panel, box, g, COLOURS[kind], *_LINE_STYLES[kind])
 
 
 def _put_text(canvas: np.ndarray, text: str, x: int, y: int) -> None:
@@ -148,10 +162,8 @@ def render_chip_panels(
     height, width = image.shape[:2]
     num_scales = len(scales)
     g = panel_scale(width, height, panel_size)
+    background = light_grey_panel(image, panel_size)
     pw, ph = _panel_size(width, height, panel_size)
-    interpolation = cv2.INTER_AREA if g < 1 else cv2.INTER_LINEAR
-    grey = cv2.cvtColor(cv2.resize(image, (pw, ph), interpolation=interpolation), cv2.COLOR_BGR2GRAY)
-    background = cv2.cvtColor((grey * 0.7 + 70).astype(np.uint8), cv2.COLOR_GRAY2BGR)  # light grey, 70-248
     figure = np.full((*figure_shape(width, height, num_scales, panel_size), 3), _BACKGROUND, np.uint8)
     _put_text(figure, title, 4, TITLE_PX - 8)
     for s, scale in enumerate(scales):

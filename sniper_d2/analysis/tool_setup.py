@@ -1,12 +1,18 @@
 """Command-line set-up shared by the analysis tools: Detectron2-style flags and the config."""
 import argparse
+import os
+import re
+from typing import List, Sequence, Tuple
 
 from detectron2.config import get_cfg
 
 from ..config import add_sniper_config
 from ..data import register_coco_datasets
 
-__all__ = ["tool_argument_parser", "tool_config"]
+__all__ = ["split_config_overrides", "tool_argument_parser", "tool_config"]
+
+# A config key such as MODEL.WEIGHTS: where a list option's values end and the overrides begin.
+_CONFIG_KEY = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)+$")
 
 
 def tool_argument_parser(description: str) -> argparse.ArgumentParser:
@@ -40,3 +46,13 @@ def tool_config(args):
     cfg.merge_from_list(args.opts)
     cfg.freeze()
     return cfg
+
+
+def split_config_overrides(values: Sequence[str]) -> Tuple[List[str], List[str]]:
+    """``(values, overrides)``: the words of a list option (``nargs="+"`` takes every word up to the
+    next flag) before and from the first one that looks like a config key (``MODEL.WEIGHTS``) and
+    names no file, where the trailing KEY VALUE overrides begin."""
+    for i, value in enumerate(values):
+        if _CONFIG_KEY.match(value) and not os.path.exists(value):
+            return list(values[:i]), list(values[i:])
+    return list(values), []

@@ -32,7 +32,6 @@ import glob
 import json
 import logging
 import os
-import re
 import sys
 from typing import Dict, List, Optional
 
@@ -44,7 +43,7 @@ from detectron2.utils.visualizer import Visualizer
 from tqdm import tqdm
 
 from sniper_d2 import SniperPredictor
-from sniper_d2.analysis import tool_argument_parser, tool_config
+from sniper_d2.analysis import split_config_overrides, tool_argument_parser, tool_config
 
 __all__ = [
     "IMAGE_EXTENSIONS", "coco_results", "dataset_info", "expand_inputs", "main", "output_names", "parse_args",
@@ -54,8 +53,6 @@ __all__ = [
 logger = logging.getLogger("sniper_d2.predict")
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".jp2")
-# A config key such as MODEL.WEIGHTS: where --input's list ends and the overrides begin.
-_CONFIG_KEY = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)+$")
 
 
 def parse_args(argv=None):
@@ -67,12 +64,8 @@ def parse_args(argv=None):
     parser.add_argument("--confidence-threshold", type=float, default=0.5, metavar="T",
                         help="detections scoring below T are neither drawn nor written (default 0.5)")
     args = parser.parse_args(argv)
-    # --input takes every word up to the next flag: the first one that looks like a config key
-    # (and is no file) starts the KEY VALUE overrides.
-    for i, item in enumerate(args.input):
-        if _CONFIG_KEY.match(item) and not os.path.exists(item):
-            args.input, args.opts = args.input[:i], args.input[i:] + list(args.opts)
-            break
+    args.input, overrides = split_config_overrides(args.input)
+    args.opts = overrides + list(args.opts)
     if not args.input:
         parser.error("--input needs at least one image file, directory or glob pattern before the KEY VALUE overrides")
     return args

@@ -24,7 +24,8 @@ coarsest first through ``model.inference_with_focus``; a scale with ``PRUNE`` ru
 FocusChips of the next coarser scale's FocusPixel map, each chip cut from the original image,
 resized and run alone (tiled if large), keeping the detections no chip edge inside the image
 cuts. Masks work as without AutoFocus; keypoints are refused. ``pixel_counts`` and
-``last_focus_chips`` say, in every mode, how many pixels ran and where.
+``last_focus_chips`` say, in every mode, how many pixels ran and where; ``last_focus_maps`` keeps
+each scale's FocusPixel map.
 """
 import contextlib
 import logging
@@ -152,6 +153,10 @@ class SniperMultiScaleInference(nn.Module):
       ``(x0, y0, x1, y1)`` original px, end exclusive: the FocusChips of a pruned AutoFocus scale
       (``(0, 4)``: none, the scale did not run), ``[[0, 0, width, height]]`` for a scale run on
       the whole image (tiled or not; every scale without AutoFocus).
+    * ``last_focus_maps``: for each input of the last call, for each scale, its
+      :class:`~sniper_d2.inference.autofocus.FocusMap` over the whole image at that scale (cells
+      NaN where the scale did not run; all NaN for a pruned scale without FocusChips), from which
+      the next finer scale's FocusChips come; None for every scale without AutoFocus.
     """
 
     @configurable
@@ -288,6 +293,7 @@ class SniperMultiScaleInference(nn.Module):
         self.detections_per_image = int(detections_per_image)
         self.reset_pixel_counts()
         self.last_focus_chips: List[List[np.ndarray]] = []
+        self.last_focus_maps: List[List[Optional[FocusMap]]] = []
         self.train(model.training)
 
     @classmethod
@@ -346,6 +352,7 @@ class SniperMultiScaleInference(nn.Module):
         self.last_focus_chips = [
             [np.zeros((0, 4), dtype=np.int64) for _ in range(num_scales)] for _ in batched_inputs
         ]
+        self.last_focus_maps = [[None] * num_scales for _ in batched_inputs]
         with torch.no_grad(), self._scale_postprocessing():
             focus_maps: List[Optional[FocusMap]] = []  # of the last scale run, per input (AutoFocus)
             for scale_index in reversed(range(num_scales)) if self.autofocus else range(num_scales):
@@ -395,6 +402,7 @@ class SniperMultiScaleInference(nn.Module):
             self.pixel_counts.full_pyramid[scale_index] += math.prod(scaled_size(width, height, factor))
             if self.autofocus:
                 focus_maps[position] = FocusMap(width, height, factor, self.focus_stride)
+                self.last_focus_maps[position][scale_index] = focus_maps[position]
             regions = np.array([[0, 0, width, height]], dtype=np.int64) if chips is None else chips[position]
             self.last_focus_chips[position][scale_index] = regions
             if chips is None and not tiling_applies(width, height, factor, self.tile_size, self.tile_above):

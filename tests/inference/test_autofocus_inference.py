@@ -148,6 +148,13 @@ def test_coarsest_runs_whole_and_finer_scales_only_on_the_focus_chips():
     regions = af.last_focus_chips[0]
     assert [r.tolist() for r in regions] == [FINEST_CHIPS, MIDDLE_CHIPS, [[0, 0, WIDTH, HEIGHT]]]
     assert all(r.dtype == np.int64 for r in regions)
+    # each scale's map over the whole image (cells of 8 px at 2.0, 1.0, 0.5), NaN off its chips;
+    # a pruned scale's chips are those of the next coarser scale's map with its settings
+    maps = af.last_focus_maps[0]
+    assert [m.cells.shape for m in maps] == [(50, 80), (25, 40), (13, 20)]
+    assert [int((~np.isnan(m.cells)).sum()) for m in maps] == [2 * 8 * 8, 2 * 8 * 8, 13 * 20]
+    for k in (0, 1):
+        assert maps[k + 1].chips(0.5, 1, 4, (HEIGHT, WIDTH)).tolist() == regions[k].tolist()
     # what the detector saw: the whole image at 0.5, then each chip cut out and resized alone
     expected = [((0, 0, WIDTH, HEIGHT), 0.5)] + [(tuple(c), 1.0) for c in MIDDLE_CHIPS] \
         + [(tuple(c), 2.0) for c in FINEST_CHIPS]
@@ -215,6 +222,7 @@ def test_nothing_pruned_gives_plain_multi_scale_inference():
     assert af.pixel_counts.processed == af.pixel_counts.full_pyramid
     whole = [[0, 0, WIDTH, HEIGHT]]
     assert [[r.tolist() for r in per_scale] for per_scale in plain.last_focus_chips] == [[whole] * 3] * 2
+    assert plain.last_focus_maps == [[None] * 3] * 2
 
 
 def test_pixel_counts_add_up_and_reset():

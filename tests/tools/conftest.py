@@ -38,6 +38,11 @@ def visualize_tool():
 
 
 @pytest.fixture(scope="session")
+def focus_tool():
+    return _load_tool("visualize_focus")
+
+
+@pytest.fixture(scope="session")
 def demo_config():
     """Path of the CPU demo config (chips 128 px, scales 2.0 / 1.0 / longest:128, sniper_shapes_train)."""
     return str(REPO / "configs" / "demo" / "sniper_shapes_R18_FPN.yaml")
