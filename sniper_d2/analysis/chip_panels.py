@@ -16,13 +16,24 @@ from ..chips import Chip
 from ..data import ChipPlanner
 
 __all__ = [
+    "BACKGROUND",
     "COLOURS",
+    "GAP_PX",
+    "LEGEND_PX",
     "PanelScale",
+    "SAMPLE_PX",
+    "TITLE_PX",
+    "draw_line",
+    "draw_rectangle",
     "figure_shape",
+    "light_grey_panel",
+    "panel_display_size",
     "panel_origin",
     "panel_scale",
     "planned_chip_figure",
+    "put_text",
     "render_chip_panels",
+    "text_width",
 ]
 
 COLOURS: Dict[str, Tuple[int, int, int]] = {
@@ -47,8 +58,8 @@ GAP_PX = 8  # between panels
 _DASH_PX = 5
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _FONT_SCALE = 0.45
-_SAMPLE_PX = 22  # length of a legend entry's line sample
-_BACKGROUND = 255
+SAMPLE_PX = 22  # length of a legend entry's line sample
+BACKGROUND = 255
 
 
 class PanelScale(NamedTuple):
@@ -60,12 +71,12 @@ class PanelScale(NamedTuple):
     valid_range: Tuple[float, float]
 
 
-def _text_width(text: str) -> int:
+def text_width(text: str) -> int:
     return cv2.getTextSize(text, _FONT, _FONT_SCALE, 1)[0][0]
 
 
 def _legend_width() -> int:
-    return 8 + sum(_SAMPLE_PX + 6 + _text_width(name) + 16 for name in COLOURS)
+    return 8 + sum(SAMPLE_PX + 6 + text_width(name) + 16 for name in COLOURS)
 
 
 def panel_scale(width: int, height: int, panel_size: int) -> float:
@@ -73,7 +84,7 @@ def panel_scale(width: int, height: int, panel_size: int) -> float:
     return panel_size / max(width, height)
 
 
-def _panel_size(width: int, height: int, panel_size: int) -> Tuple[int, int]:
+def panel_display_size(width: int, height: int, panel_size: int) -> Tuple[int, int]:
     g = panel_scale(width, height, panel_size)
     return max(1, int(round(width * g))), max(1, int(round(height * g)))
 
@@ -83,24 +94,24 @@ def light_grey_panel(image: np.ndarray, panel_size: int) -> np.ndarray:
     grey (values 70-248) so that coloured drawings stand out."""
     height, width = image.shape[:2]
     interpolation = cv2.INTER_AREA if panel_scale(width, height, panel_size) < 1 else cv2.INTER_LINEAR
-    grey = cv2.cvtColor(cv2.resize(image, _panel_size(width, height, panel_size), interpolation=interpolation),
+    grey = cv2.cvtColor(cv2.resize(image, panel_display_size(width, height, panel_size), interpolation=interpolation),
                         cv2.COLOR_BGR2GRAY)
     return cv2.cvtColor((grey * 0.7 + 70).astype(np.uint8), cv2.COLOR_GRAY2BGR)
 
 
 def figure_shape(width: int, height: int, num_scales: int, panel_size: int) -> Tuple[int, int]:
     """(height, width) px of the figure for a ``width`` x ``height`` image (original px)."""
-    pw, ph = _panel_size(width, height, panel_size)
+    pw, ph = panel_display_size(width, height, panel_size)
     return TITLE_PX + HEADER_PX + ph + LEGEND_PX, max(num_scales * pw + (num_scales - 1) * GAP_PX, _legend_width())
 
 
 def panel_origin(width: int, height: int, scale_index: int, panel_size: int) -> Tuple[int, int]:
     """(x, y) px in the figure of the top-left corner of scale ``scale_index``'s image panel."""
-    pw, _ = _panel_size(width, height, panel_size)
+    pw, _ = panel_display_size(width, height, panel_size)
     return scale_index * (pw + GAP_PX), TITLE_PX + HEADER_PX
 
 
-def _line(canvas: np.ndarray, p0, p1, colour, thickness: int, dashed: bool) -> None:
+def draw_line(canvas: np.ndarray, p0, p1, colour, thickness: int, dashed: bool) -> None:
     if not dashed:
         cv2.line(canvas, p0, p1, colour, thickness)
         return
@@ -121,7 +132,7 @@ def draw_rectangle(panel: np.ndarray, box, g: float, colour, thickness: int, das
     right, bottom = int(np.clip(round(x1) - 1, 0, w - 1)), int(np.clip(round(y1) - 1, 0, h - 1))
     corners = [(left, top), (right, top), (right, bottom), (left, bottom)]
     for p0, p1 in zip(corners, corners[1:] + corners[:1]):
-        _line(panel, p0, p1, colour, thickness, dashed)
+        draw_line(panel, p0, p1, colour, thickness, dashed)
 
 
 def _draw_box(panel: np.ndarray, box, g: float, kind: str) -> None:
@@ -129,7 +140,7 @@ def _draw_box(panel: np.ndarray, box, g: float, kind: str) -> None:
     draw_rectangle(panel, box, g, COLOURS[kind], *_LINE_STYLES[kind])
 
 
-def _put_text(canvas: np.ndarray, text: str, x: int, y: int) -> None:
+def put_text(canvas: np.ndarray, text: str, x: int, y: int) -> None:
     cv2.putText(canvas, text, (x, y), _FONT, _FONT_SCALE, (0, 0, 0), 1, cv2.LINE_AA)
 
 
@@ -163,9 +174,9 @@ def render_chip_panels(
     num_scales = len(scales)
     g = panel_scale(width, height, panel_size)
     background = light_grey_panel(image, panel_size)
-    pw, ph = _panel_size(width, height, panel_size)
-    figure = np.full((*figure_shape(width, height, num_scales, panel_size), 3), _BACKGROUND, np.uint8)
-    _put_text(figure, title, 4, TITLE_PX - 8)
+    pw, ph = panel_display_size(width, height, panel_size)
+    figure = np.full((*figure_shape(width, height, num_scales, panel_size), 3), BACKGROUND, np.uint8)
+    put_text(figure, title, 4, TITLE_PX - 8)
     for s, scale in enumerate(scales):
         at_scale = [(chip, ids) for chip, ids in zip(chips, valid_ids) if chip.scale_index == s]
         valid = np.zeros(len(boxes), bool)
@@ -184,8 +195,8 @@ def render_chip_panels(
         figure[y : y + ph, x : x + pw] = panel
         positives = sum(not chip.negative for chip, _ in at_scale)
         header = f"scale {scale.label} (x{scale.factor:.3g}), valid {_fmt_range(scale.valid_range)} px"
-        _put_text(figure, header, x + 2, y - 26)
-        _put_text(
+        put_text(figure, header, x + 2, y - 26)
+        put_text(
             figure,
             f"{positives} pos, {len(at_scale) - positives} neg chips; {int(valid.sum())} valid, "
             f"{int((~valid & ~crowd).sum())} invalid boxes",
@@ -195,9 +206,9 @@ def render_chip_panels(
     x, y = 8, figure.shape[0] - LEGEND_PX // 2
     for name, colour in COLOURS.items():
         thickness, dashed = _LINE_STYLES[name]
-        _line(figure, (x, y), (x + _SAMPLE_PX, y), colour, thickness + 1, dashed)
-        _put_text(figure, name, x + _SAMPLE_PX + 6, y + 5)
-        x += _SAMPLE_PX + 6 + _text_width(name) + 16
+        draw_line(figure, (x, y), (x + SAMPLE_PX, y), colour, thickness + 1, dashed)
+        put_text(figure, name, x + SAMPLE_PX + 6, y + 5)
+        x += SAMPLE_PX + 6 + text_width(name) + 16
     return figure
 
 

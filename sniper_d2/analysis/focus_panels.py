@@ -15,7 +15,7 @@ import numpy as np
 
 from ..inference.autofocus import FocusMap
 from .chip_panels import (
-    GAP_PX, LEGEND_PX, TITLE_PX, _BACKGROUND, _SAMPLE_PX, _line, _panel_size, _put_text, _text_width, draw_rectangle,
+    GAP_PX, LEGEND_PX, TITLE_PX, BACKGROUND, SAMPLE_PX, draw_line, panel_display_size, put_text, text_width, draw_rectangle,
     light_grey_panel, panel_scale,
 )
 
@@ -33,7 +33,7 @@ HEAT_LABEL = "FocusPixel probability 0 .. 1"
 HEADER_PX = 62  # per panel: three text lines (scale; where it ran; the next finer scale's chips)
 HEAT_ALPHA = 0.5  # weight of the heat colour over the grey image
 _HATCH_PX = 6  # period of the diagonal hatching of cells not run, display px
-_SWATCH_PX = (_SAMPLE_PX, 12)  # legend swatch (width, height), display px
+_SWATCH_PX = (SAMPLE_PX, 12)  # legend swatch (width, height), display px
 
 
 class FocusPanel(NamedTuple):
@@ -80,18 +80,18 @@ def focus_panels(inference) -> List[FocusPanel]:
 
 def _legend_width() -> int:
     texts = [*FOCUS_COLOURS, NOT_RUN, HEAT_LABEL]
-    return 8 + sum(_SAMPLE_PX + 6 + _text_width(text) + 16 for text in texts)
+    return 8 + sum(SAMPLE_PX + 6 + text_width(text) + 16 for text in texts)
 
 
 def focus_figure_shape(width: int, height: int, num_scales: int, panel_size: int) -> Tuple[int, int]:
     """(height, width) px of the figure for a ``width`` x ``height`` image (original px)."""
-    pw, ph = _panel_size(width, height, panel_size)
+    pw, ph = panel_display_size(width, height, panel_size)
     return TITLE_PX + HEADER_PX + ph + LEGEND_PX, max(num_scales * pw + (num_scales - 1) * GAP_PX, _legend_width())
 
 
 def focus_panel_origin(width: int, height: int, panel_index: int, panel_size: int) -> Tuple[int, int]:
     """(x, y) px in the figure of the top-left corner of image panel ``panel_index`` (0: coarsest scale)."""
-    pw, _ = _panel_size(width, height, panel_size)
+    pw, _ = panel_display_size(width, height, panel_size)
     return panel_index * (pw + GAP_PX), TITLE_PX + HEADER_PX
 
 
@@ -150,8 +150,8 @@ def render_focus_panels(image: np.ndarray, panels: Sequence[FocusPanel], title: 
     g = panel_scale(width, height, panel_size)
     background = light_grey_panel(image, panel_size)
     ph, pw = background.shape[:2]
-    figure = np.full((*focus_figure_shape(width, height, len(panels), panel_size), 3), _BACKGROUND, np.uint8)
-    _put_text(figure, title, 4, TITLE_PX - 8)
+    figure = np.full((*focus_figure_shape(width, height, len(panels), panel_size), 3), BACKGROUND, np.uint8)
+    put_text(figure, title, 4, TITLE_PX - 8)
     for index, panel in enumerate(panels):
         drawing = _overlay(background, panel.focus_map, g)
         for region in panel.regions:
@@ -162,7 +162,7 @@ def render_focus_panels(image: np.ndarray, panels: Sequence[FocusPanel], title: 
         x, y = focus_panel_origin(width, height, index, panel_size)
         figure[y : y + ph, x : x + pw] = drawing
         for line, text in enumerate(_headers(panel, index == len(panels) - 1)):
-            _put_text(figure, text, x + 2, y - 44 + 18 * line)
+            put_text(figure, text, x + 2, y - 44 + 18 * line)
     _draw_legend(figure)
     return figure
 
@@ -171,18 +171,18 @@ def _draw_legend(figure: np.ndarray) -> None:
     x, y = 8, figure.shape[0] - LEGEND_PX // 2
     for name, colour in FOCUS_COLOURS.items():
         thickness, dashed = _LINE_STYLES[name]
-        _line(figure, (x, y), (x + _SAMPLE_PX, y), colour, thickness + 1, dashed)
-        _put_text(figure, name, x + _SAMPLE_PX + 6, y + 5)
-        x += _SAMPLE_PX + 6 + _text_width(name) + 16
+        draw_line(figure, (x, y), (x + SAMPLE_PX, y), colour, thickness + 1, dashed)
+        put_text(figure, name, x + SAMPLE_PX + 6, y + 5)
+        x += SAMPLE_PX + 6 + text_width(name) + 16
     swatch_w, swatch_h = _SWATCH_PX
     top = y - swatch_h // 2
     swatch = figure[top : top + swatch_h, x : x + swatch_w]
     swatch[...] = _not_run(np.full_like(swatch, 200))
-    _put_text(figure, NOT_RUN, x + swatch_w + 6, y + 5)
-    x += swatch_w + 6 + _text_width(NOT_RUN) + 16
+    put_text(figure, NOT_RUN, x + swatch_w + 6, y + 5)
+    x += swatch_w + 6 + text_width(NOT_RUN) + 16
     ramp = np.linspace(0, 255, swatch_w).astype(np.uint8)[None, :].repeat(swatch_h, axis=0)
     grey = np.full((swatch_h, swatch_w, 3), 200, np.uint8)
     figure[top : top + swatch_h, x : x + swatch_w] = cv2.addWeighted(
         cv2.applyColorMap(ramp, cv2.COLORMAP_TURBO), HEAT_ALPHA, grey, 1 - HEAT_ALPHA, 0
     )
-    _put_text(figure, HEAT_LABEL, x + swatch_w + 6, y + 5)
+    put_text(figure, HEAT_LABEL, x + swatch_w + 6, y + 5)
