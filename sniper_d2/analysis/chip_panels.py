@@ -99,16 +99,21 @@ def light_grey_panel(image: np.ndarray, panel_size: int) -> np.ndarray:
     return cv2.cvtColor((grey * 0.7 + 70).astype(np.uint8), cv2.COLOR_GRAY2BGR)
 
 
-def figure_shape(width: int, height: int, num_scales: int, panel_size: int) -> Tuple[int, int]:
-    """(height, width) px of the figure for a ``width`` x ``height`` image (original px)."""
+def figure_shape(
+    width: int, height: int, num_scales: int, panel_size: int, header_px: int = HEADER_PX, legend_width: int = 0
+) -> Tuple[int, int]:
+    """(height, width) px of the figure for a ``width`` x ``height`` image (original px): a title
+    row, ``header_px`` of text above the panels, a legend row at least ``legend_width`` px wide
+    (0: the chip legend's)."""
     pw, ph = panel_display_size(width, height, panel_size)
-    return TITLE_PX + HEADER_PX + ph + LEGEND_PX, max(num_scales * pw + (num_scales - 1) * GAP_PX, _legend_width())
+    legend = legend_width or _legend_width()
+    return TITLE_PX + header_px + ph + LEGEND_PX, max(num_scales * pw + (num_scales - 1) * GAP_PX, legend)
 
 
-def panel_origin(width: int, height: int, scale_index: int, panel_size: int) -> Tuple[int, int]:
+def panel_origin(width: int, height: int, scale_index: int, panel_size: int, header_px: int = HEADER_PX) -> Tuple[int, int]:
     """(x, y) px in the figure of the top-left corner of scale ``scale_index``'s image panel."""
     pw, _ = panel_display_size(width, height, panel_size)
-    return scale_index * (pw + GAP_PX), TITLE_PX + HEADER_PX
+    return scale_index * (pw + GAP_PX), TITLE_PX + header_px
 
 
 def draw_line(canvas: np.ndarray, p0, p1, colour, thickness: int, dashed: bool) -> None:

@@ -15,8 +15,8 @@ import numpy as np
 
 from ..inference.autofocus import FocusMap
 from .chip_panels import (
-    GAP_PX, LEGEND_PX, TITLE_PX, BACKGROUND, SAMPLE_PX, draw_line, panel_display_size, put_text, text_width, draw_rectangle,
-    light_grey_panel, panel_scale,
+    BACKGROUND, LEGEND_PX, SAMPLE_PX, TITLE_PX, draw_line, draw_rectangle, figure_shape, light_grey_panel,
+    panel_origin, panel_scale, put_text, text_width,
 )
 
 __all__ = ["FOCUS_COLOURS", "FocusPanel", "focus_figure_shape", "focus_panel_origin", "focus_panels",
@@ -85,14 +85,12 @@ def _legend_width() -> int:
 
 def focus_figure_shape(width: int, height: int, num_scales: int, panel_size: int) -> Tuple[int, int]:
     """(height, width) px of the figure for a ``width`` x ``height`` image (original px)."""
-    pw, ph = panel_display_size(width, height, panel_size)
-    return TITLE_PX + HEADER_PX + ph + LEGEND_PX, max(num_scales * pw + (num_scales - 1) * GAP_PX, _legend_width())
+    return figure_shape(width, height, num_scales, panel_size, header_px=HEADER_PX, legend_width=_legend_width())
 
 
 def focus_panel_origin(width: int, height: int, panel_index: int, panel_size: int) -> Tuple[int, int]:
     """(x, y) px in the figure of the top-left corner of image panel ``panel_index`` (0: coarsest scale)."""
-    pw, _ = panel_display_size(width, height, panel_size)
-    return panel_index * (pw + GAP_PX), TITLE_PX + HEADER_PX
+    return panel_origin(width, height, panel_index, panel_size, header_px=HEADER_PX)
 
 
 def _hatch(shape: Tuple[int, int]) -> np.ndarray:
