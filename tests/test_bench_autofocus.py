@@ -1,0 +1,58 @@
+"""benchmarks/bench_autofocus.py's report: FocusChip recall of the boxes only finer scales can find, the goal verdict."""
+import importlib.util
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_autofocus", REPO / "benchmarks" / "bench_autofocus.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def box(x, y, size):
+    return {"bbox": [x, y, size, size], "iscrowd": 0}
+
+
+def test_recall_counts_the_boxes_below_every_coarser_range_inside_the_scales_chips(bench):
+    test = {
+        "scales": ["2.0", "1.0", "longest:160"],
+        "ranges": [(0.0, 40.0), (20.0, 120.0), (64.0, math.inf)],
+        "chips": {
+            # scale 0 (finest) ran on one chip, scale 1 on two, the coarsest on the whole image
+            7: [np.array([[0, 0, 50, 50]]), np.array([[0, 0, 100, 100], [200, 200, 300, 300]]),
+                np.array([[0, 0, 400, 300]])],
+        },
+    }
+    dataset = [{"image_id": 7, "annotations": [
+        box(10, 10, 15),    # < 20: only scale 0 finds it; inside its chip
+        box(60, 60, 12),    # < 20: outside scale 0's chip
+        box(210, 210, 50),  # in (20, 64]: scale 1's to find; inside its second chip
+        box(90, 90, 30),    # in (20, 64]: crosses scale 1's first chip edge
+        box(10, 200, 100),  # > 64: the coarsest scale's, counted nowhere
+        {"bbox": [5, 5, 10, 10], "iscrowd": 1},  # crowd: never counted
+    ]}]
+    recall = bench._chip_recall(test, dataset, pruned=[0, 1])
+    assert recall["scale 2.0"] == (2, 0.5)
+    assert recall["scale 1.0"] == (2, 0.5)
+    # COCO-small (< 32 px) boxes inside the finest scale's chips: only the first of 15, 12, 30
+    assert recall["COCO-small at the finest scale"] == (3, pytest.approx(1 / 3))
+
+
+def test_verdict_checks_every_part_of_the_goal(bench):
+    pyramid = {"metrics": {"AP": 10.0, "APs": 8.0}, "px_per_image": 1000.0, "cpu_per_image": 2.0}
+    good = {"label": "af", "metrics": {"AP": 9.6, "APs": 7.2}, "px_per_image": 450.0, "cpu_per_image": 0.9,
+            "recall": {"scale 2.0": (0, math.nan)}}
+    (line, recall_line) = bench.verdict([good], pyramid)
+    assert "AP -0.4, APs -0.8" in line and "x0.45 its pixels and x0.45 its CPU time: goal met" in line
+    assert "no test box lies in its range" in recall_line
+    for change in ({"metrics": {"AP": 9.4, "APs": 7.2}}, {"metrics": {"AP": 9.6, "APs": 6.9}},
+                   {"px_per_image": 510.0}, {"cpu_per_image": 1.1}):
+        assert "goal NOT met" in bench.verdict([{**good, **change, "recall": {}}], pyramid)[0]
