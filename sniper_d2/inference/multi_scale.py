@@ -182,6 +182,7 @@ class SniperMultiScaleInference(nn.Module):
         focus_thresholds: Sequence[float] = (),
         focus_dilations: Sequence[int] = (),
         focus_min_chip_sizes: Sequence[int] = (),
+        focus_min_chip_proposals: int = 0,
     ):
         """
         Args:
@@ -218,6 +219,11 @@ class SniperMultiScaleInference(nn.Module):
             focus_dilations: per scale, dilation kernel side, cells (``...DILATIONS``).
             focus_min_chip_sizes: per scale, least FocusChip side, cells of the coarser scale's
                 map (``...MIN_CHIP_SIZES``).
+            focus_min_chip_proposals: 0: every FocusChip gets the scale's RPN proposals (per
+                image: ``proposals_per_scale`` or the model's). Else a FocusChip gets them in
+                proportion to its share of the scaled image's px, at least this many
+                (``SNIPER.TEST.AUTOFOCUS.MIN_CHIP_PROPOSALS``): the box head's cost then follows the
+                chips' area instead of their number.
         """
         super().__init__()
         if isinstance(model, DistributedDataParallel):
@@ -281,6 +287,12 @@ class SniperMultiScaleInference(nn.Module):
                 check_autofocus_settings(len(self.scales), focus_prune, focus_thresholds, focus_dilations,
                                          focus_min_chip_sizes)
             )
+        if isinstance(focus_min_chip_proposals, bool) or int(focus_min_chip_proposals) != focus_min_chip_proposals \
+                or focus_min_chip_proposals < 0:
+            raise ValueError(
+                f"SNIPER.TEST.AUTOFOCUS.MIN_CHIP_PROPOSALS must be an integer >= 0, got {focus_min_chip_proposals!r}."
+            )
+        self.focus_min_chip_proposals = int(focus_min_chip_proposals)
         backbone = getattr(model, "backbone", None)
         shapes = backbone.output_shape() if callable(getattr(backbone, "output_shape", None)) else {}
         # the coarsest feature map's stride, px: tiles start on its grid where the factor allows
@@ -319,6 +331,7 @@ class SniperMultiScaleInference(nn.Module):
             "focus_thresholds": test.AUTOFOCUS.THRESHOLDS,
             "focus_dilations": test.AUTOFOCUS.DILATIONS,
             "focus_min_chip_sizes": test.AUTOFOCUS.MIN_CHIP_SIZES,
+            "focus_min_chip_proposals": test.AUTOFOCUS.MIN_CHIP_PROPOSALS,
         }
 
     def reset_pixel_counts(self) -> None:
@@ -409,7 +422,7 @@ class SniperMultiScaleInference(nn.Module):
                 whole.append(position)
             elif len(regions):
                 detections[position] = self._region_detections(
-                    inputs, position, scale_index, factor, regions, focus_maps[position]
+                    inputs, position, scale_index, factor, regions, focus_maps[position], focus_chips=chips is not None
                 )
         if whole:
             scaled_inputs = scale_test_inputs([batched_inputs[i] for i in whole], scale, device=self.model.device)
@@ -424,13 +437,14 @@ class SniperMultiScaleInference(nn.Module):
 
     def _region_detections(
         self, inputs: Dict, position: int, scale_index: int, factor: float, regions: np.ndarray,
-        focus_map: Optional[FocusMap],
+        focus_map: Optional[FocusMap], focus_chips: bool = False,
     ) -> Instances:
         """One input's detections at one scale from regions of its original image (``(K, 4)``
         original px: the whole image when tiled, or FocusChips), region by region and, where the
         region's scaled copy is large, tile by tile: each is resized alone, run, and keeps its
         own detections in the scale's valid range, those no edge inside the image cuts. Their
-        FocusPixel maps are pasted into ``focus_map`` (AutoFocus)."""
+        FocusPixel maps are pasted into ``focus_map`` (AutoFocus). ``focus_chips``: the regions are
+        FocusChips (their proposals follow ``focus_min_chip_proposals``)."""
         image = inputs["image"]
         height, width = _original_size(inputs, position)
         if tuple(image.shape[1:]) != (height, width):
@@ -451,7 +465,9 @@ class SniperMultiScaleInference(nn.Module):
                 self._warn_if_overlap_small(scale_index, valid_range.hi * factor)
             for tile in tiles:
                 tile_inputs = scale_test_inputs([crop_tile_input(image, tile)], region_scale, device=self.model.device)
-                (output,), (tile_cells,) = self._detect(tile_inputs, scale_index)
+                share = math.prod(tile_inputs[0]["image"].shape[-2:]) / math.prod(scaled_size(width, height, factor))
+                with self._chip_proposals(share) if focus_chips else contextlib.nullcontext():
+                    (output,), (tile_cells,) = self._detect(tile_inputs, scale_index)
                 owned = owned_detections(output, tile, (height, width), factor)
                 parts.append(filter_by_valid_range(owned, valid_range))
                 if tile_cells is not None:
@@ -497,6 +513,22 @@ class SniperMultiScaleInference(nn.Module):
     def _box_predictors(self) -> List[FastRCNNOutputLayers]:
         heads = getattr(self.model, "roi_heads", None)
         return [m for m in heads.modules() if isinstance(m, FastRCNNOutputLayers)] if heads is not None else []
+
+    @contextlib.contextmanager
+    def _chip_proposals(self, share: float):
+        """Within: the RPN keeps ``share`` (a FocusChip's px over its whole scaled image's) of the
+        scale's proposals, at least ``focus_min_chip_proposals`` (no change when that is 0)."""
+        rpn = getattr(self.model, "proposal_generator", None)
+        topk = getattr(rpn, "post_nms_topk", None)
+        if not self.focus_min_chip_proposals or not isinstance(topk, dict):
+            yield
+            return
+        full = topk[False]
+        rpn.post_nms_topk = {**topk, False: min(full, max(self.focus_min_chip_proposals, math.ceil(full * share)))}
+        try:
+            yield
+        finally:
+            rpn.post_nms_topk = topk
 
     @contextlib.contextmanager
     def _scale_postprocessing(self):

@@ -2,6 +2,8 @@
 the FocusChips of the coarser scale's map, detections cut by a chip edge inside the image dropped,
 the same results as plain multi-scale inference when nothing is pruned, pixel accounting, tiling,
 masks, errors, and SniperPredictor running it from a config."""
+import math
+
 import cv2
 import numpy as np
 import pytest
@@ -350,3 +352,36 @@ def test_single_scale_deployment_says_autofocus_does_not_apply(caplog):
     with caplog.at_level("WARNING", logger="sniper_d2"):
         assert build_inference_model(cfg, model) is model
     assert "AutoFocus does not apply" in caplog.text and "SNIPER.TEST.MULTI_SCALE True" in caplog.text
+
+
+class ProposalRecorder(FocusBlobDetector):
+    """FocusBlobDetector with an RPN stand-in: records its test top-k at every detector call."""
+
+    def __init__(self):
+        super().__init__()
+        self.proposal_generator = type("RPN", (), {})()
+        self.proposal_generator.post_nms_topk = {True: 2000, False: 1000}
+        self.topk_per_call = []
+
+    def inference_with_focus(self, batched_inputs, do_postprocess=True):
+        self.topk_per_call.append(self.proposal_generator.post_nms_topk[False])
+        return super().inference_with_focus(batched_inputs, do_postprocess)
+
+
+@pytest.mark.parametrize("min_chip_proposals", [0, 10])
+def test_focus_chip_proposals_follow_the_chip_area_when_asked(min_chip_proposals):
+    model = ProposalRecorder()
+    inference = wrapper(model, proposals_per_scale=300, focus_min_chip_proposals=min_chip_proposals)
+    run(inference, make_image(focus=FOCUS))
+    chips = inference.last_focus_chips[0]
+    # whole coarsest scale first, then the middle scale's and the finest scale's chips
+    expected = [300]
+    for scale_index in (1, 0):
+        whole = (WIDTH * SCALES[scale_index]) * (HEIGHT * SCALES[scale_index])
+        for x0, y0, x1, y1 in chips[scale_index].tolist():
+            share = (x1 - x0) * SCALES[scale_index] * (y1 - y0) * SCALES[scale_index] / whole
+            expected.append(max(10, math.ceil(300 * share)) if min_chip_proposals else 300)
+    assert model.topk_per_call == expected
+    assert model.proposal_generator.post_nms_topk == {True: 2000, False: 1000}  # restored after the call
+    if min_chip_proposals:
+        assert min(expected[1:]) == 10 < max(expected[1:]) < 300  # both the floor and the share matter here
