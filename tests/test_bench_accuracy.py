@@ -1,18 +1,12 @@
 """benchmarks/bench_accuracy.py's report (what `make demo` ends with): rows, spreads, the verdict."""
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from benchmark_scripts import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_accuracy", REPO / "benchmarks" / "bench_accuracy.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_accuracy.py", "bench_accuracy")
 
 
 def run(variant, seed, ap, aps, cpu, tests=None):

@@ -1,15 +1,9 @@
 """benchmarks/bench_accuracy.py --mask: segm AP columns beside box AP."""
-import importlib.util
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[1]
+from benchmark_scripts import load_benchmark
 
 
 def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_accuracy_mask", REPO / "benchmarks" / "bench_accuracy.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_accuracy.py", "bench_accuracy_mask")
 
 
 def test_mask_flag_picks_the_mask_demo_and_the_table_shows_segm_ap():

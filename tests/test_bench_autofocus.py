@@ -1,20 +1,15 @@
 """benchmarks/bench_autofocus.py's report: FocusChip recall of the boxes only finer scales can find, the goal verdict."""
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from benchmark_scripts import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_autofocus", REPO / "benchmarks" / "bench_autofocus.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_autofocus.py", "bench_autofocus")
 
 
 def box(x, y, size):

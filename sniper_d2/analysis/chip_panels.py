@@ -24,6 +24,7 @@ __all__ = [
     "SAMPLE_PX",
     "TITLE_PX",
     "draw_line",
+    "draw_line_legend",
     "draw_rectangle",
     "figure_shape",
     "light_grey_panel",
@@ -208,13 +209,21 @@ def render_chip_panels(
             x + 2,
             y - 8,
         )
-    x, y = 8, figure.shape[0] - LEGEND_PX // 2
-    for name, colour in COLOURS.items():
-        thickness, dashed = _LINE_STYLES[name]
+    draw_line_legend(figure, COLOURS, _LINE_STYLES, 8, figure.shape[0] - LEGEND_PX // 2)
+    return figure
+
+
+def draw_line_legend(figure: np.ndarray, colours: Dict[str, Tuple[int, int, int]], styles: Dict[str, Tuple[int, bool]],
+                     x: int, y: int) -> int:
+    """One legend entry per ``colours`` item, left to right from ``(x, y)`` px (the line's height):
+    a line sample in the item's colour and ``styles[name]`` = ``(thickness, dashed)``, then its
+    name. Returns the x px after the last entry."""
+    for name, colour in colours.items():
+        thickness, dashed = styles[name]
         draw_line(figure, (x, y), (x + SAMPLE_PX, y), colour, thickness + 1, dashed)
         put_text(figure, name, x + SAMPLE_PX + 6, y + 5)
         x += SAMPLE_PX + 6 + text_width(name) + 16
-    return figure
+    return x
 
 
 def planned_chip_figure(planner: ChipPlanner, index: int, epoch: int, panel_size: int = 512) -> np.ndarray:

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..inference.autofocus import FocusMap
 from .chip_panels import (
-    BACKGROUND, LEGEND_PX, SAMPLE_PX, TITLE_PX, draw_line, draw_rectangle, figure_shape, light_grey_panel,
+    BACKGROUND, LEGEND_PX, SAMPLE_PX, TITLE_PX, draw_line_legend, draw_rectangle, figure_shape, light_grey_panel,
     panel_origin, panel_scale, put_text, text_width,
 )
 
@@ -166,12 +166,8 @@ def render_focus_panels(image: np.ndarray, panels: Sequence[FocusPanel], title: 
 
 
 def _draw_legend(figure: np.ndarray) -> None:
-    x, y = 8, figure.shape[0] - LEGEND_PX // 2
-    for name, colour in FOCUS_COLOURS.items():
-        thickness, dashed = _LINE_STYLES[name]
-        draw_line(figure, (x, y), (x + SAMPLE_PX, y), colour, thickness + 1, dashed)
-        put_text(figure, name, x + SAMPLE_PX + 6, y + 5)
-        x += SAMPLE_PX + 6 + text_width(name) + 16
+    y = figure.shape[0] - LEGEND_PX // 2
+    x = draw_line_legend(figure, FOCUS_COLOURS, _LINE_STYLES, 8, y)
     swatch_w, swatch_h = _SWATCH_PX
     top = y - swatch_h // 2
     swatch = figure[top : top + swatch_h, x : x + swatch_w]
