@@ -17,7 +17,7 @@ A *valid range* is ``(lo, hi)`` in sqrt(area) original px; ``-1`` means unbounde
 """
 from detectron2.config import CfgNode as CN
 
-__all__ = ["add_sniper_config", "check_sniper_config"]
+__all__ = ["add_sniper_config", "check_sniper_config", "sniper_config_from_file"]
 
 
 def add_sniper_config(cfg):
@@ -183,6 +183,18 @@ def add_sniper_config(cfg):
     # Else a FocusChip gets them in proportion to its share of the scaled image's px, at least this
     # many, so that the box head's cost follows the chips' area rather than their number.
     cfg.SNIPER.TEST.AUTOFOCUS.MIN_CHIP_PROPOSALS = 0
+    return cfg
+
+
+def sniper_config_from_file(config_file: str, opts=()):
+    """Detectron2's defaults with the SNIPER keys, the YAML ``config_file`` merged in, then the
+    ``KEY VALUE`` overrides ``opts`` (a ``CfgNode``, not frozen, not checked)."""
+    from detectron2.config import get_cfg
+
+    cfg = get_cfg()
+    add_sniper_config(cfg)
+    cfg.merge_from_file(config_file)
+    cfg.merge_from_list(list(opts))
     return cfg
 
 

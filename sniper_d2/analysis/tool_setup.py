@@ -4,9 +4,7 @@ import os
 import re
 from typing import List, Sequence, Tuple
 
-from detectron2.config import get_cfg
-
-from ..config import add_sniper_config
+from ..config import sniper_config_from_file
 from ..data import register_coco_datasets
 
 __all__ = ["split_config_overrides", "tool_argument_parser", "tool_config"]
@@ -40,10 +38,7 @@ def tool_config(args):
             "(e.g. configs/sniper_R_50_FPN_1x.yaml, configs/demo/sniper_shapes_R18_FPN.yaml)."
         )
     register_coco_datasets(args.register_coco)
-    cfg = get_cfg()
-    add_sniper_config(cfg)
-    cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(args.opts)
+    cfg = sniper_config_from_file(args.config_file, args.opts)
     cfg.freeze()
     return cfg
 
@@ -56,3 +51,4 @@ def split_config_overrides(values: Sequence[str]) -> Tuple[List[str], List[str]]
         if _CONFIG_KEY.match(value) and not os.path.exists(value):
             return list(values[:i]), list(values[i:])
     return list(values), []
+

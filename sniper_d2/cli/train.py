@@ -51,12 +51,12 @@ and ``--mine-negatives`` are YAML-only.
 import logging
 
 from detectron2.checkpoint import DetectionCheckpointer
-from detectron2.config import get_cfg
 from detectron2.engine import default_argument_parser, default_setup, launch
 
 import sniper_d2  # noqa: F401  (registers SNIPER components and built-in datasets)
 from sniper_d2 import SniperTrainer as Trainer  # DefaultTrainer + chip loader + multi-scale test
-from sniper_d2 import add_sniper_config, check_sniper_config
+from sniper_d2 import check_sniper_config
+from sniper_d2.config import sniper_config_from_file
 from sniper_d2.data import register_coco_datasets
 from sniper_d2.engine.run_guard import resume_or_refuse
 from sniper_d2.mining import mine_negative_proposals, mining_paths
@@ -87,10 +87,7 @@ def build_config(args):
             "main() runs LazyConfigs through sniper_d2.cli.lazy_train."
         )
     register_coco_datasets(args.register_coco)
-    cfg = get_cfg()
-    add_sniper_config(cfg)
-    cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(args.opts)
+    cfg = sniper_config_from_file(args.config_file, args.opts)
     cfg.freeze()
     check_sniper_config(cfg)
     return cfg

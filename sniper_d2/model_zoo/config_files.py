@@ -10,9 +10,9 @@ import difflib
 import os
 from typing import List
 
-from detectron2.config import LazyConfig, get_cfg
+from detectron2.config import LazyConfig
 
-from ..config import add_sniper_config
+from ..config import sniper_config_from_file
 
 __all__ = ["config_root", "get_config", "get_config_file", "list_configs"]
 
@@ -73,7 +73,4 @@ def get_config(config_path: str):
     path = get_config_file(config_path)
     if path.endswith(".py"):
         return LazyConfig.load(path)
-    cfg = get_cfg()
-    add_sniper_config(cfg)
-    cfg.merge_from_file(path)
-    return cfg
+    return sniper_config_from_file(path)
