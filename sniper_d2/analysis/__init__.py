@@ -36,7 +36,7 @@ from .scale_suggestion import (
 )
 from .size_distribution import COCO_SIZE_LIMITS, SIZE_PERCENTILES, size_distribution
 from .size_histogram import plot_size_histogram
-from .tool_setup import split_config_overrides, tool_argument_parser, tool_config
+from .tool_setup import report_written, split_config_overrides, tool_argument_parser, tool_config, write_png
 from .training_set import PROGRESS_MIN_ITEMS, load_training_planner, progress
 
 __all__ = [
@@ -75,6 +75,7 @@ __all__ = [
     "single_scale_pixels",
     "size_dependence",
     "size_distribution",
+    "report_written",
     "split_config_overrides",
     "suggest_for_config",
     "suggest_for_dataset",
@@ -82,4 +83,5 @@ __all__ = [
     "suggest_scales",
     "tool_argument_parser",
     "tool_config",
+    "write_png",
 ]

@@ -4,10 +4,12 @@ import os
 import re
 from typing import List, Sequence, Tuple
 
+import cv2
+
 from ..config import sniper_config_from_file
 from ..data import register_coco_datasets
 
-__all__ = ["split_config_overrides", "tool_argument_parser", "tool_config"]
+__all__ = ["report_written", "split_config_overrides", "tool_argument_parser", "tool_config", "write_png"]
 
 # A config key such as MODEL.WEIGHTS: where a list option's values end and the overrides begin.
 _CONFIG_KEY = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)+$")
@@ -52,3 +54,16 @@ def split_config_overrides(values: Sequence[str]) -> Tuple[List[str], List[str]]
             return list(values[:i]), list(values[i:])
     return list(values), []
 
+
+def write_png(path: str, image) -> str:
+    """Write ``image`` (HxWx3 uint8, BGR) to ``path``; raise OSError naming ``--output`` if it
+    cannot be written. Returns ``path``."""
+    if not cv2.imwrite(path, image):
+        raise OSError(f"Could not write {path}: check that --output is a writable directory.")
+    return path
+
+
+def report_written(paths: Sequence[str], output_dir: str) -> None:
+    """Print how many figures were written to ``output_dir``, one path per line."""
+    print(f"Wrote {len(paths)} figure(s) to {output_dir}:")
+    print("\n".join(f"  {p}" for p in paths))

@@ -43,7 +43,7 @@ from detectron2.utils.visualizer import Visualizer
 from tqdm import tqdm
 
 from sniper_d2 import SniperPredictor
-from sniper_d2.analysis import split_config_overrides, tool_argument_parser, tool_config
+from sniper_d2.analysis import split_config_overrides, tool_argument_parser, tool_config, write_png
 
 __all__ = [
     "IMAGE_EXTENSIONS", "coco_results", "dataset_info", "expand_inputs", "main", "output_names", "parse_args",
@@ -166,10 +166,7 @@ def main(argv=None) -> dict:
         image_id = dataset_image_ids.get(os.path.realpath(path), position)
         results.extend(coco_results(instances, image_id, path, to_dataset_id))
         drawing = Visualizer(image[:, :, ::-1], metadata).draw_instance_predictions(instances).get_image()
-        png = os.path.join(output, name)
-        if not cv2.imwrite(png, drawing[:, :, ::-1]):
-            raise OSError(f"Could not write {png}: check that --output is a writable directory.")
-        written.append(png)
+        written.append(write_png(os.path.join(output, name), drawing[:, :, ::-1]))
     json_path = os.path.join(output, "predictions.json")
     with open(json_path, "w") as f:
         json.dump(results, f)

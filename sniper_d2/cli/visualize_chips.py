@@ -18,7 +18,6 @@ import os
 import re
 import sys
 
-import cv2
 import numpy as np
 from detectron2.utils.logger import setup_logger
 
@@ -26,8 +25,10 @@ from sniper_d2.analysis import (
     load_training_planner,
     planned_chip_figure,
     progress,
+    report_written,
     tool_argument_parser,
     tool_config,
+    write_png,
 )
 
 __all__ = ["main", "output_name", "parse_args", "run", "select_images"]
@@ -86,11 +87,8 @@ def main(argv=None):
     for index in progress(rows, len(rows), "drawing"):
         ann = planner.table[index]
         path = os.path.join(args.output, output_name(ann.dataset, ann.image_id, args.epoch))
-        if not cv2.imwrite(path, planned_chip_figure(planner, index, args.epoch, args.panel_size)):
-            raise OSError(f"Could not write {path}: check that --output is a writable directory.")
-        paths.append(path)
-    print(f"Wrote {len(paths)} figure(s) to {args.output}:")
-    print("\n".join(f"  {p}" for p in paths))
+        paths.append(write_png(path, planned_chip_figure(planner, index, args.epoch, args.panel_size)))
+    report_written(paths, args.output)
     return paths
 
 

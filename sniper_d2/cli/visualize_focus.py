@@ -28,7 +28,6 @@ import os
 import sys
 from typing import List
 
-import cv2
 import numpy as np
 from detectron2.data import DatasetCatalog
 from detectron2.modeling import META_ARCH_REGISTRY
@@ -39,9 +38,11 @@ from sniper_d2.analysis import (
     focus_panels,
     progress,
     render_focus_panels,
+    report_written,
     split_config_overrides,
     tool_argument_parser,
     tool_config,
+    write_png,
 )
 from sniper_d2.cli.predict import expand_inputs, output_names, read_bgr_image
 
@@ -138,12 +139,9 @@ def main(argv=None) -> List[str]:
         predictor(image)
         title = (f"{path} ({image.shape[1]}x{image.shape[0]} px): "
                  f"{inference.pixel_counts.processed_share():.0%} of the full pyramid's px processed")
-        png = os.path.join(args.output, name)
-        if not cv2.imwrite(png, render_focus_panels(image, focus_panels(inference), title, args.panel_size)):
-            raise OSError(f"Could not write {png}: check that --output is a writable directory.")
-        written.append(png)
-    print(f"Wrote {len(written)} figure(s) to {args.output}:")
-    print("\n".join(f"  {p}" for p in written))
+        figure = render_focus_panels(image, focus_panels(inference), title, args.panel_size)
+        written.append(write_png(os.path.join(args.output, name), figure))
+    report_written(written, args.output)
     return written
 
 
