@@ -298,19 +298,10 @@ def _check_autofocus(sniper_node, num_test_scales: int) -> None:
             f"{af.DC_LOW}, {af.SMALL_THRESH}, {af.DC_HIGH}."
         )
     test = sniper_node.TEST.AUTOFOCUS
-    if not test.ENABLED:  # the per-scale lists only matter (and only must fit TEST.SCALES) when on
-        return
-    for key in ("PRUNE", "THRESHOLDS", "DILATIONS", "MIN_CHIP_SIZES"):
-        if len(test[key]) != num_test_scales:
-            raise ValueError(
-                f"SNIPER.TEST.AUTOFOCUS.{key} has {len(test[key])} values but SNIPER.TEST.SCALES has "
-                f"{num_test_scales} scales: give one per test scale, finest first."
-            )
-    if test.PRUNE and test.PRUNE[-1]:
-        raise ValueError(
-            "SNIPER.TEST.AUTOFOCUS.PRUNE: the coarsest test scale (the last) runs on the whole image and "
-            "has no coarser FocusPixel map to prune by; set its entry to False."
-        )
+    if test.ENABLED:  # the per-scale lists only matter (and only must fit TEST.SCALES) when on
+        from .inference.autofocus import check_autofocus_settings
+
+        check_autofocus_settings(num_test_scales, test.PRUNE, test.THRESHOLDS, test.DILATIONS, test.MIN_CHIP_SIZES)
 
 
 def _parsed(key, parse, *args):

@@ -58,8 +58,8 @@ def check_autofocus_settings(
     for key, values in lists.items():
         if len(values) != num_scales:
             raise ValueError(
-                f"SNIPER.TEST.AUTOFOCUS.{key} has {len(values)} values but there are {num_scales} test scales "
-                "(SNIPER.TEST.SCALES): give one per test scale, finest first."
+                f"SNIPER.TEST.AUTOFOCUS.{key} has {len(values)} values but SNIPER.TEST.SCALES has {num_scales} "
+                "scales: give one per test scale, finest first."
             )
     valid = {
         "PRUNE": (lambda v: isinstance(v, (bool, np.bool_)), "True or False"),

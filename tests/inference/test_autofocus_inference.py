@@ -277,7 +277,7 @@ class PlainDetector(nn.Module):
 def test_errors_name_the_keys():
     with pytest.raises(ValueError, match=r"SNIPER.TEST.AUTOFOCUS.ENABLED.*SniperAutoFocusRCNN"):
         wrapper(PlainDetector())
-    with pytest.raises(ValueError, match=r"SNIPER.TEST.AUTOFOCUS.THRESHOLDS has 2 values but there are 3"):
+    with pytest.raises(ValueError, match=r"SNIPER.TEST.AUTOFOCUS.THRESHOLDS has 2 values but SNIPER.TEST.SCALES has 3"):
         wrapper(FocusBlobDetector(), focus_thresholds=(0.5, 0.5))
     with pytest.raises(ValueError, match=r"SNIPER.TEST.AUTOFOCUS.PRUNE has 1 values"):
         wrapper(FocusBlobDetector(), prune=(True,))
