@@ -21,15 +21,16 @@ the end, ``pred_masks`` ``(N, H, W)`` in original px as Detectron2 returns them 
 
 AutoFocus (``SNIPER.TEST.AUTOFOCUS.ENABLED``, :mod:`sniper_d2.inference.autofocus`): the scales run
 coarsest first through ``model.inference_with_focus``; a scale with ``PRUNE`` runs only on the
-FocusChips of the next coarser scale's FocusPixel map, each chip cut from the original image,
-resized and run alone (tiled if large), keeping the detections no chip edge inside the image
-cuts. Masks work as without AutoFocus; keypoints are refused. ``pixel_counts`` and
-``last_focus_chips`` say, in every mode, how many pixels ran and where; ``last_focus_maps`` keeps
-each scale's FocusPixel map.
+FocusChips of the next coarser scale's FocusPixel map, each chip cut from the original image and
+resized alone (tiled if large), chips of one padded size sharing detector calls, keeping the
+detections no chip edge inside the image cuts. Masks work as without AutoFocus; keypoints are
+refused. ``pixel_counts`` and ``last_focus_chips`` say, in every mode, how many pixels ran and
+where; ``last_focus_maps`` keeps each scale's FocusPixel map.
 """
 import contextlib
 import logging
 import math
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -49,13 +50,31 @@ from .scale_merge import (
     MERGE_METHODS, filter_by_valid_range, merge_scale_detections, paste_mask_rois, postprocess_keeping_mask_rois,
 )
 from .tiling import (
-    BORDER_TOLERANCE, check_tile_settings, crop_tile_input, owned_detections, region_tile, region_tile_grid,
+    BORDER_TOLERANCE, Tile, check_tile_settings, crop_tile_input, owned_detections, region_tile, region_tile_grid,
     tiling_applies,
 )
 
 __all__ = ["SniperMultiScaleInference", "build_inference_model", "build_test_mapper", "scale_test_inputs"]
 
 logger = logging.getLogger(__name__)
+
+# most padded px of one detector call on pieces (FocusChips, tiles): about a 1333 x 800 image
+PIECE_BATCH_PX = 1 << 20
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """One detector input cut from a test image at one scale (a FocusChip, a tile, or a tile of
+    a FocusChip): input ``position`` in the batch, its :class:`Tile` (original px), the scale's
+    ``factor`` for that image (scaled px per original px), ``scaled_size`` ``(height, width)`` px
+    it is resized to, and its RPN ``budget`` ``(pre-NMS top-k per level, post-NMS top-k)`` (None:
+    the scale's own)."""
+
+    position: int
+    tile: Tile
+    factor: float
+    scaled_size: Tuple[int, int]
+    budget: Optional[Tuple[int, int]]
 
 
 def _describe(inputs: Dict, position: int) -> str:
@@ -220,10 +239,11 @@ class SniperMultiScaleInference(nn.Module):
             focus_min_chip_sizes: per scale, least FocusChip side, cells of the coarser scale's
                 map (``...MIN_CHIP_SIZES``).
             focus_min_chip_proposals: 0: every FocusChip gets the scale's RPN proposals (per
-                image: ``proposals_per_scale`` or the model's). Else a FocusChip gets them in
+                image: ``proposals_per_scale`` or the model's) and pre-NMS candidates
+                (``MODEL.RPN.PRE_NMS_TOPK_TEST`` per level). Else a FocusChip gets both in
                 proportion to its share of the scaled image's px, at least this many
-                (``SNIPER.TEST.AUTOFOCUS.MIN_CHIP_PROPOSALS``): the box head's cost then follows the
-                chips' area instead of their number.
+                (``SNIPER.TEST.AUTOFOCUS.MIN_CHIP_PROPOSALS``): the RPN's and box head's cost then
+                follow the chips' area instead of their number.
         """
         super().__init__()
         if isinstance(model, DistributedDataParallel):
@@ -402,13 +422,13 @@ class SniperMultiScaleInference(nn.Module):
         """One scale's detections of every input, original px (None: the scale did not run), and
         with AutoFocus its FocusPixel map of every input.
 
-        ``chips``: None to run every input whole (the inputs that are not tiled in one batch, then
-        each tiled input tile by tile); else per input its FocusChips, ``(K, 4)`` original px,
-        each run alone (tiled if large)."""
+        ``chips``: None to run every input whole (the inputs that are not tiled in one batch, the
+        tiles of the others by :meth:`_region_detections`); else per input its FocusChips, ``(K, 4)``
+        original px, run by :meth:`_region_detections`."""
         scale = self.scales[scale_index]
         detections: List[Optional[Instances]] = [None] * len(batched_inputs)
         focus_maps: List[Optional[FocusMap]] = [None] * len(batched_inputs)
-        whole = []
+        whole, regions_per_input = [], {}
         for position, inputs in enumerate(batched_inputs):
             height, width = _original_size(inputs, position)
             factor = scale.factor(width, height)
@@ -421,9 +441,12 @@ class SniperMultiScaleInference(nn.Module):
             if chips is None and not tiling_applies(width, height, factor, self.tile_size, self.tile_above):
                 whole.append(position)
             elif len(regions):
-                detections[position] = self._region_detections(
-                    inputs, position, scale_index, factor, regions, focus_maps[position], focus_chips=chips is not None
-                )
+                regions_per_input[position] = regions
+        if regions_per_input:
+            found = self._region_detections(batched_inputs, scale_index, regions_per_input, focus_maps,
+                                            focus_chips=chips is not None)
+            for position, instances in found.items():
+                detections[position] = instances
         if whole:
             scaled_inputs = scale_test_inputs([batched_inputs[i] for i in whole], scale, device=self.model.device)
             outputs, cells = self._detect(scaled_inputs, scale_index)
@@ -436,43 +459,89 @@ class SniperMultiScaleInference(nn.Module):
         return detections, focus_maps
 
     def _region_detections(
-        self, inputs: Dict, position: int, scale_index: int, factor: float, regions: np.ndarray,
-        focus_map: Optional[FocusMap], focus_chips: bool = False,
-    ) -> Instances:
-        """One input's detections at one scale from regions of its original image (``(K, 4)``
-        original px: the whole image when tiled, or FocusChips), region by region and, where the
-        region's scaled copy is large, tile by tile: each is resized alone, run, and keeps its
-        own detections in the scale's valid range, those no edge inside the image cuts. Their
-        FocusPixel maps are pasted into ``focus_map`` (AutoFocus). ``focus_chips``: the regions are
-        FocusChips (their proposals follow ``focus_min_chip_proposals``)."""
-        image = inputs["image"]
-        height, width = _original_size(inputs, position)
-        if tuple(image.shape[1:]) != (height, width):
-            raise ValueError(
-                f"{_describe(inputs, position)}: tiled inference (SNIPER.TEST.TILE_SIZE) and AutoFocus's FocusChips "
-                f"(SNIPER.TEST.AUTOFOCUS) cut regions from the image at original resolution, {height}x{width} px "
-                f"('height'/'width'), but the image is {image.shape[1]}x{image.shape[2]} px: use "
-                "build_test_mapper(cfg), which does not resize."
-            )
-        valid_range = self._image_ranges(inputs, position)[scale_index]
-        region_scale = ScaleSpec("factor", (factor,))
-        parts = []
-        for region in (region_tile(r, (height, width)) for r in regions.tolist()):
-            tiles = [region]
-            if tiling_applies(region.width, region.height, factor, self.tile_size, self.tile_above):
-                tiles = region_tile_grid(region, factor, self.tile_size, self.tile_overlap, self.feature_stride)
-            if len(tiles) > 1:
-                self._warn_if_overlap_small(scale_index, valid_range.hi * factor)
-            for tile in tiles:
-                tile_inputs = scale_test_inputs([crop_tile_input(image, tile)], region_scale, device=self.model.device)
-                share = math.prod(tile_inputs[0]["image"].shape[-2:]) / math.prod(scaled_size(width, height, factor))
-                with self._chip_proposals(share) if focus_chips else contextlib.nullcontext():
-                    (output,), (tile_cells,) = self._detect(tile_inputs, scale_index)
-                owned = owned_detections(output, tile, (height, width), factor)
-                parts.append(filter_by_valid_range(owned, valid_range))
+        self, batched_inputs: List[Dict], scale_index: int, regions_per_input: Dict[int, np.ndarray],
+        focus_maps: List[Optional[FocusMap]], focus_chips: bool = False,
+    ) -> Dict[int, Instances]:
+        """Detections at one scale from regions of the original images (per input position,
+        ``(K, 4)`` original px: the whole image when tiled, or FocusChips), piece by piece
+        (:class:`_Piece`: a region, or a tile of it where its scaled copy is large): each is cut
+        from its image and resized alone, and keeps its own detections in the scale's valid range,
+        those no edge inside the image cuts. Pieces that Detectron2 pads to one size and that have
+        one RPN budget share detector calls (:meth:`_piece_batches`): a piece's detections are
+        those of running it alone, up to float rounding of batched convolutions. Their FocusPixel
+        maps are pasted into ``focus_maps`` (AutoFocus). ``focus_chips``: the regions are FocusChips
+        (RPN budget: :meth:`_chip_proposal_budget`). Returns, per position, its pieces' detections
+        in original px, in region order."""
+        pieces = self._pieces(batched_inputs, scale_index, regions_per_input, focus_chips)
+        outputs: List[Optional[Instances]] = [None] * len(pieces)
+        for batch in self._piece_batches(pieces):
+            scaled_inputs = [
+                scale_test_inputs([crop_tile_input(batched_inputs[piece.position]["image"], piece.tile)],
+                                  ScaleSpec("factor", (piece.factor,)), device=self.model.device)[0]
+                for piece in (pieces[i] for i in batch)
+            ]
+            with self._rpn_topk(pieces[batch[0]].budget):
+                results, cells = self._detect(scaled_inputs, scale_index)
+            for index, output, tile_cells in zip(batch, results, cells):
+                piece = pieces[index]
+                inputs = batched_inputs[piece.position]
+                owned = owned_detections(output, piece.tile, _original_size(inputs, piece.position), piece.factor)
+                outputs[index] = filter_by_valid_range(owned, self._image_ranges(inputs, piece.position)[scale_index])
                 if tile_cells is not None:
-                    focus_map.paste(tile, tile_cells, tuple(tile_inputs[0]["image"].shape[-2:]))
-        return Instances.cat(parts)
+                    focus_maps[piece.position].paste(piece.tile, tile_cells, piece.scaled_size)
+        return {
+            position: Instances.cat([out for out, piece in zip(outputs, pieces) if piece.position == position])
+            for position in regions_per_input
+        }
+
+    def _pieces(
+        self, batched_inputs: List[Dict], scale_index: int, regions_per_input: Dict[int, np.ndarray], focus_chips: bool
+    ) -> List[_Piece]:
+        """The pieces of :meth:`_region_detections`, input by input, region by region, tile by tile."""
+        pieces = []
+        for position, regions in regions_per_input.items():
+            inputs = batched_inputs[position]
+            height, width = _original_size(inputs, position)
+            image = inputs["image"]
+            if tuple(image.shape[1:]) != (height, width):
+                raise ValueError(
+                    f"{_describe(inputs, position)}: tiled inference (SNIPER.TEST.TILE_SIZE) and AutoFocus's "
+                    f"FocusChips (SNIPER.TEST.AUTOFOCUS) cut regions from the image at original resolution, "
+                    f"{height}x{width} px ('height'/'width'), but the image is {image.shape[1]}x{image.shape[2]} "
+                    "px: use build_test_mapper(cfg), which does not resize."
+                )
+            factor = self.scales[scale_index].factor(width, height)
+            full_px = math.prod(scaled_size(width, height, factor))
+            for region in (region_tile(r, (height, width)) for r in regions.tolist()):
+                tiles = [region]
+                if tiling_applies(region.width, region.height, factor, self.tile_size, self.tile_above):
+                    tiles = region_tile_grid(region, factor, self.tile_size, self.tile_overlap, self.feature_stride)
+                if len(tiles) > 1:
+                    largest_valid = self._image_ranges(inputs, position)[scale_index].hi * factor
+                    self._warn_if_overlap_small(scale_index, largest_valid)
+                for tile in tiles:
+                    tile_width, tile_height = scaled_size(tile.width, tile.height, factor)
+                    budget = self._chip_proposal_budget(tile_width * tile_height / full_px) if focus_chips else None
+                    pieces.append(_Piece(position, tile, factor, (tile_height, tile_width), budget))
+        return pieces
+
+    def _piece_batches(self, pieces: List[_Piece]) -> List[List[int]]:
+        """Indices of ``pieces`` in detector calls: pieces with one padded size (the backbone's
+        ``size_divisibility`` / ``padding_constraints``, as Detectron2's ``ImageList`` pads a
+        batch, so none is padded more than alone) and one RPN budget together, at most
+        :data:`PIECE_BATCH_PX` padded px a call (at least one piece), in order of first appearance."""
+        backbone = getattr(self.model, "backbone", None)
+        constraints = getattr(backbone, "padding_constraints", None) or {}
+        divisor = max(1, int(constraints.get("size_divisibility", getattr(backbone, "size_divisibility", 0)) or 1))
+        square = int(constraints.get("square_size", 0) or 0)
+        groups: Dict[tuple, List[List[int]]] = {}
+        for index, piece in enumerate(pieces):
+            padded = (square, square) if square else tuple(math.ceil(v / divisor) * divisor for v in piece.scaled_size)
+            batches = groups.setdefault((padded, piece.budget), [[]])
+            if batches[-1] and (len(batches[-1]) + 1) * math.prod(padded) > PIECE_BATCH_PX:
+                batches.append([])
+            batches[-1].append(index)
+        return [batch for batches in groups.values() for batch in batches]
 
     def _detect(self, scaled_inputs: List[Dict], scale_index: int) -> Tuple[List[Instances], List]:
         """One detector call on inputs already resized: each input's detections in its
@@ -514,21 +583,31 @@ class SniperMultiScaleInference(nn.Module):
         heads = getattr(self.model, "roi_heads", None)
         return [m for m in heads.modules() if isinstance(m, FastRCNNOutputLayers)] if heads is not None else []
 
-    @contextlib.contextmanager
-    def _chip_proposals(self, share: float):
-        """Within: the RPN keeps ``share`` (a FocusChip's px over its whole scaled image's) of the
-        scale's proposals, at least ``focus_min_chip_proposals`` (no change when that is 0)."""
+    def _chip_proposal_budget(self, share: float) -> Optional[Tuple[int, int]]:
+        """The RPN's ``(pre-NMS top-k per level, post-NMS top-k)`` for a FocusChip of ``share``
+        (its scaled px over its whole scaled image's): the scale's own times ``share``, at least
+        ``focus_min_chip_proposals`` (pre-NMS: at least the chip's post-NMS count), at most the
+        scale's own. None (the scale's own) when ``focus_min_chip_proposals`` is 0."""
         rpn = getattr(self.model, "proposal_generator", None)
-        topk = getattr(rpn, "post_nms_topk", None)
-        if not self.focus_min_chip_proposals or not isinstance(topk, dict):
+        pre, post = getattr(rpn, "pre_nms_topk", None), getattr(rpn, "post_nms_topk", None)
+        if not self.focus_min_chip_proposals or not isinstance(pre, dict) or not isinstance(post, dict):
+            return None
+        chip_post = min(post[False], max(self.focus_min_chip_proposals, math.ceil(post[False] * share)))
+        return min(pre[False], max(chip_post, math.ceil(pre[False] * share))), chip_post
+
+    @contextlib.contextmanager
+    def _rpn_topk(self, budget: Optional[Tuple[int, int]]):
+        """Within: the RPN's test ``(pre_nms_topk, post_nms_topk)`` are ``budget`` (no change if None)."""
+        if budget is None:
             yield
             return
-        full = topk[False]
-        rpn.post_nms_topk = {**topk, False: min(full, max(self.focus_min_chip_proposals, math.ceil(full * share)))}
+        rpn = self.model.proposal_generator
+        saved = rpn.pre_nms_topk, rpn.post_nms_topk
+        rpn.pre_nms_topk, rpn.post_nms_topk = {**saved[0], False: budget[0]}, {**saved[1], False: budget[1]}
         try:
             yield
         finally:
-            rpn.post_nms_topk = topk
+            rpn.pre_nms_topk, rpn.post_nms_topk = saved
 
     @contextlib.contextmanager
     def _scale_postprocessing(self):

@@ -157,11 +157,12 @@ def test_coarsest_runs_whole_and_finer_scales_only_on_the_focus_chips():
     assert [int((~np.isnan(m.cells)).sum()) for m in maps] == [2 * 8 * 8, 2 * 8 * 8, 13 * 20]
     for k in (0, 1):
         assert maps[k + 1].chips(0.5, 1, 4, (HEIGHT, WIDTH)).tolist() == regions[k].tolist()
-    # what the detector saw: the whole image at 0.5, then each chip cut out and resized alone
+    # what the detector saw: the whole image at 0.5, then each chip cut out and resized alone, a
+    # scale's chips of one size (both 64 x 64 px at 1.0, both 64 x 64 px at 2.0) in one call
     expected = [((0, 0, WIDTH, HEIGHT), 0.5)] + [(tuple(c), 1.0) for c in MIDDLE_CHIPS] \
         + [(tuple(c), 2.0) for c in FINEST_CHIPS]
-    assert [len(call) for call in model.calls] == [1] * len(expected)
-    for (call,), ((x0, y0, x1, y1), factor) in zip(model.calls, expected):
+    assert [len(call) for call in model.calls] == [1, 2, 2]
+    for call, ((x0, y0, x1, y1), factor) in zip([x for c in model.calls for x in c], expected):
         crop = {"image": image[:, y0:y1, x0:x1], "height": y1 - y0, "width": x1 - x0}
         (want,) = scale_test_inputs([crop], factor)
         assert (call["height"], call["width"]) == (y1 - y0, x1 - x0)
@@ -185,8 +186,8 @@ def test_detections_cut_by_a_chip_edge_are_dropped_those_on_the_image_border_kep
     out = run(wrapper(model), image)
     assert sorted_boxes(out) == [list(map(float, on_border))]
     # the detector did see the cut object, as a box ending on the chip's edge
-    (corner_call,) = model.calls[1]
-    assert corner_call["width"] == 64
+    corner_call = model.calls[1][0]
+    assert (corner_call["height"], corner_call["width"]) == (64, 64)
     with torch.no_grad():
         seen = model.inference([corner_call])[0]["instances"].pred_boxes.tensor.tolist()
     assert [50.0, 20.0, 64.0, 40.0] in seen
@@ -355,16 +356,19 @@ def test_single_scale_deployment_says_autofocus_does_not_apply(caplog):
 
 
 class ProposalRecorder(FocusBlobDetector):
-    """FocusBlobDetector with an RPN stand-in: records its test top-k at every detector call."""
+    """FocusBlobDetector with an RPN stand-in: records its test ``(pre_nms_topk, post_nms_topk)``
+    for every input it runs on."""
 
     def __init__(self):
         super().__init__()
         self.proposal_generator = type("RPN", (), {})()
+        self.proposal_generator.pre_nms_topk = {True: 4000, False: 2000}
         self.proposal_generator.post_nms_topk = {True: 2000, False: 1000}
-        self.topk_per_call = []
+        self.topk_per_input = []
 
     def inference_with_focus(self, batched_inputs, do_postprocess=True):
-        self.topk_per_call.append(self.proposal_generator.post_nms_topk[False])
+        rpn = self.proposal_generator
+        self.topk_per_input += [(rpn.pre_nms_topk[False], rpn.post_nms_topk[False])] * len(batched_inputs)
         return super().inference_with_focus(batched_inputs, do_postprocess)
 
 
@@ -374,14 +378,19 @@ def test_focus_chip_proposals_follow_the_chip_area_when_asked(min_chip_proposals
     inference = wrapper(model, proposals_per_scale=300, focus_min_chip_proposals=min_chip_proposals)
     run(inference, make_image(focus=FOCUS))
     chips = inference.last_focus_chips[0]
-    # whole coarsest scale first, then the middle scale's and the finest scale's chips
-    expected = [300]
+    # whole coarsest scale first, then the middle scale's and the finest scale's chips; pre-NMS
+    # candidates per level likewise from the model's 2000, at least the chip's proposals
+    expected = [(2000, 300)]
     for scale_index in (1, 0):
         whole = (WIDTH * SCALES[scale_index]) * (HEIGHT * SCALES[scale_index])
         for x0, y0, x1, y1 in chips[scale_index].tolist():
             share = (x1 - x0) * SCALES[scale_index] * (y1 - y0) * SCALES[scale_index] / whole
-            expected.append(max(10, math.ceil(300 * share)) if min_chip_proposals else 300)
-    assert model.topk_per_call == expected
-    assert model.proposal_generator.post_nms_topk == {True: 2000, False: 1000}  # restored after the call
+            post = max(10, math.ceil(300 * share))
+            expected.append((max(post, math.ceil(2000 * share)), post) if min_chip_proposals else (2000, 300))
+    assert model.topk_per_input == expected
+    # restored after the call
+    assert model.proposal_generator.pre_nms_topk == {True: 4000, False: 2000}
+    assert model.proposal_generator.post_nms_topk == {True: 2000, False: 1000}
     if min_chip_proposals:
-        assert min(expected[1:]) == 10 < max(expected[1:]) < 300  # both the floor and the share matter here
+        posts = [post for _, post in expected[1:]]
+        assert min(posts) == 10 < max(posts) < 300  # both the floor and the share matter here

@@ -16,7 +16,7 @@ from torch import nn
 
 from sniper_d2.chips.scales import scaled_size
 from sniper_d2.config import check_sniper_config
-from sniper_d2.inference import SniperMultiScaleInference, build_inference_model, scale_test_inputs
+from sniper_d2.inference import SniperMultiScaleInference, build_inference_model, multi_scale, scale_test_inputs
 from sniper_d2.inference.tiling import (
     BORDER_TOLERANCE,
     Tile,
@@ -268,7 +268,8 @@ def test_detector_inputs_stay_within_the_tile_size_however_large_the_scaled_imag
                                         tile_overlap=64, tile_above=300)
     wrapper([{"image": blob_image(240, 3000, [(1000, 100, 8)])}])
     tiles = tile_grid(3000, 240, 3.0, 256, 64)
-    assert detector.input_sizes[: len(tiles)] == [scaled_size(t.width, t.height, 3.0)[::-1] for t in tiles]
+    expected = sorted(scaled_size(t.width, t.height, 3.0)[::-1] for t in tiles)
+    assert sorted(detector.input_sizes[: len(tiles)]) == expected  # tiles of one size share calls
     assert max(max(s) for s in detector.input_sizes[: len(tiles)]) <= 256
     # longest:200 gives 16x200 px, below TILE_ABOVE 300: one whole-image call after the tiles
     assert detector.input_sizes[len(tiles):] == [(16, 200)]
@@ -310,6 +311,40 @@ def test_tiled_real_model_gives_standard_outputs(tiny_cfg, tiny_model):
     boxes = out.pred_boxes.tensor
     assert (boxes[:, 0::2] >= 0).all() and (boxes[:, 0::2] <= 150).all() and (boxes[:, 1::2] <= 120).all()
     assert torch.all(out.scores[:-1] >= out.scores[1:])
+
+
+def test_tiles_of_one_padded_size_share_calls_and_find_what_one_call_each_finds(tiny_cfg, tiny_model, monkeypatch):
+    # 130x170 px at 1.0 in 48 px tiles: the tiles Detectron2 pads to one size (64 x 64 px) run
+    # together, at most PIECE_BATCH_PX padded px a call; one tile per call finds the same.
+    cfg = tiny_cfg.clone()
+    cfg.SNIPER.TEST.SCALES, cfg.SNIPER.TEST.VALID_RANGES = (1.0,), ((-1, -1),)
+    cfg.SNIPER.TEST.TILE_SIZE, cfg.SNIPER.TEST.TILE_OVERLAP = 48, 16
+    cfg.SNIPER.TEST.SCORE_THRESH = 0.0
+    image = torch.randint(0, 256, (3, 130, 170), dtype=torch.uint8, generator=torch.Generator().manual_seed(4))
+    wrapper = build_inference_model(cfg, tiny_model)
+    calls = []
+    original = tiny_model.inference
+    tiny_model.inference = lambda batch, do_postprocess=True: (
+        calls.append([tuple(x["image"].shape[-2:]) for x in batch]) or original(batch, do_postprocess=do_postprocess))
+    try:
+        batched = wrapper([{"image": image}])[0]["instances"]
+        batched_calls, calls[:] = list(calls), []
+        monkeypatch.setattr(multi_scale, "PIECE_BATCH_PX", 2 * 64 * 64)
+        capped = wrapper([{"image": image}])[0]["instances"]
+        capped_calls, calls[:] = list(calls), []
+        monkeypatch.setattr(multi_scale, "PIECE_BATCH_PX", 1)
+        alone = wrapper([{"image": image}])[0]["instances"]
+    finally:
+        del tiny_model.inference
+    tiles = tile_grid(170, 130, 1.0, 48, 16, wrapper.feature_stride)
+    assert len(calls) == len(tiles) > len(capped_calls) > len(batched_calls) == 1  # every tile pads to 64 x 64
+    assert sorted(sum(batched_calls, [])) == sorted(sum(capped_calls, [])) == sorted(sum(calls, []))
+    assert max(len(c) for c in capped_calls) == 2
+    assert len(alone) > 0
+    for got in (batched, capped):  # batched convolutions may differ from one image's in the last bits
+        torch.testing.assert_close(got.pred_boxes.tensor, alone.pred_boxes.tensor, atol=1e-3, rtol=0)  # px
+        torch.testing.assert_close(got.scores, alone.scores, atol=1e-3, rtol=0)
+        assert torch.equal(got.pred_classes, alone.pred_classes)
 
 
 # ---- errors -------------------------------------------------------------------------------------

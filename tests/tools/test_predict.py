@@ -96,9 +96,10 @@ def test_predictor_runs_tiled_in_one_call(demo_config, weights, val_records):
     predictor = SniperPredictor(cfg)
     original = predictor.model.inference
     predictor.model.inference = lambda batch, do_postprocess=True: (
-        calls.append(tuple(batch[0]["image"].shape[1:])) or original(batch, do_postprocess=do_postprocess))
+        calls.append([tuple(x["image"].shape[1:]) for x in batch]) or original(batch, do_postprocess=do_postprocess))
     out = predictor(cv2.imread(record["file_name"]))["instances"]
-    assert len(calls) > 1 and max(max(c) for c in calls) <= 128  # tiles, none above 128 px
+    inputs = [size for call in calls for size in call]
+    assert len(inputs) > 1 and max(max(size) for size in inputs) <= 128  # tiles, none above 128 px
     assert out.image_size == (record["height"], record["width"]) and len(out) > 0
     boxes = out.pred_boxes.tensor
     assert (boxes[:, 2] <= record["width"]).all() and (boxes[:, 3] <= record["height"]).all()
