@@ -7,24 +7,29 @@ pilot run to calibrate the iterations, negative mining counted):
   single     Detectron2 single-scale training and test (the baseline beside every SNIPER figure)
   autofocus  SNIPER with the FocusPixel branch (SniperAutoFocusRCNN, --autofocus-config)
 
-then tests the AutoFocus model, one CPU thread, on the test dataset:
+then tests, one CPU thread, on the held-out test dataset (--test):
 
-  (a) each test scale alone (whole image, no range filter): the model deployed single-scale
+  single-scale  the baseline model at its own test size (Detectron2's single-scale test)
+  (a) each test scale alone (whole image, no range filter): the AutoFocus model deployed single-scale
   (b) the full SNIPER pyramid: every scale on the whole image, valid ranges, soft-NMS
   (c) AutoFocus: the coarsest scale whole, finer scales only on FocusChips (SNIPER.TEST.AUTOFOCUS),
       once per --settings entry (FocusPixel thresholds, finest first)
 
-and prints, per test: COCO AP/AP50/APs/APm/APl, scaled px processed per image, CPU s per image,
-the pixels and time against (b), and for AutoFocus the recall of FocusChips: per pruned scale, the
-share of the test boxes that only that scale or a finer one can find (their size is below every
-coarser scale's valid range) lying whole inside one of its FocusChips, and the same for COCO-small
-boxes (< 32 px) at the finest scale. Goal (issue 20): AutoFocus AP within 0.5 of (b), APs within 1.0,
-at <= 0.5x its pixels and time.
+(a)-(c) run image by image in turn (the order rotating per image), so that their CPU times share
+the machine's conditions. First (b) and (c) run on the tuning dataset (--tune): the setting chosen
+there (the least CPU time among those meeting the goal) is the one whose verdict on --test counts;
+the test figures of the others are printed beside it. Per test: COCO AP/AP50/APs/APm/APl, scaled px
+processed per image, CPU s per image, the pixels and time against (b), and for AutoFocus the
+recall of FocusChips: per pruned scale, the share of the test boxes that only that scale or a
+finer one can find (their size is below every coarser scale's valid range) lying whole inside one
+of its FocusChips, and the same for COCO-small boxes (< 32 px) at the finest scale. Goal (issue
+20): AutoFocus AP within 0.5 of (b), APs within 1.0, at <= 0.5x its pixels and time.
 
     python benchmarks/bench_autofocus.py                          # built-in dataset, 600 CPU s per model
-    python benchmarks/bench_autofocus.py --weights output/bench_autofocus/autofocus_seed0/model_final.pth \\
-        --settings 0.2,0.1 0.1,0.05 0.05,0.02                     # test a trained model only
-    python benchmarks/bench_autofocus.py --train NAME --test NAME --register-coco NAME JSON ROOT ...
+    python benchmarks/bench_autofocus.py --weights output/bench_autofocus/autofocus_seed0/model_final.pth \
+        --single-weights output/bench_autofocus/single_seed0/model_final.pth \
+        --settings 0.2,0.1 0.1,0.05 0.05,0.02                     # test trained models only
+    python benchmarks/bench_autofocus.py --train NAME --tune NAME --test NAME --register-coco NAME JSON ROOT ...
 
 Outputs under --output: autofocus.md (the table) and autofocus.json. A script that prints figures,
 not a test.
@@ -54,12 +59,16 @@ def parse_args(argv=None):
     p.add_argument("--autofocus-config", default=os.path.join(ROOT, "configs/demo/sniper_autofocus_shapes_R18_FPN.yaml"),
                    help="merged over --config-file for the AutoFocus model")
     p.add_argument("--train", default="sniper_shapes_train")
-    p.add_argument("--test", default="sniper_shapes_val")
+    p.add_argument("--tune", default="sniper_shapes_val",
+                   help="dataset the AutoFocus setting is chosen on ('' to skip: a verdict per setting on --test)")
+    p.add_argument("--test", default="sniper_shapes_test", help="held-out dataset of the reported figures")
     p.add_argument("--register-coco", nargs=3, action="append", default=[], metavar=("NAME", "JSON", "IMAGE_ROOT"))
     p.add_argument("--budget", type=float, default=600.0, help="training CPU seconds per model (mining included)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--weights", default=None,
-                   help="test this AutoFocus model only (no training, no single-scale baseline row)")
+    p.add_argument("--weights", default=None, help="test this AutoFocus model (no training)")
+    p.add_argument("--single-weights", default=None,
+                   help="with --weights: the single-scale baseline to test beside it (trained by this script "
+                        "with the same budget; without it, no single-scale row)")
     p.add_argument("--settings", nargs="+", default=None, metavar="T_FINEST,T_NEXT,...",
                    help="AutoFocus tests to run, each the FocusPixel thresholds of the pruned scales (finest "
                         "first, comma-separated); default: the config's SNIPER.TEST.AUTOFOCUS.THRESHOLDS")
@@ -86,62 +95,79 @@ def _train_both(args, bench, accuracy_args):
     return single, autofocus
 
 
-class _Recorder:
-    """Runs the multi-scale wrapper image by image and keeps each image's FocusChips (original px)."""
-
-    def __init__(self, wrapper):
-        self.wrapper, self.chips = wrapper, {}
-
-    def __call__(self, batched_inputs):
-        outputs = self.wrapper(batched_inputs)
-        for inputs, chips in zip(batched_inputs, self.wrapper.last_focus_chips):
-            self.chips[inputs["image_id"]] = chips
-        return outputs
-
-
-def _as_module(recorder):
-    """``inference_on_dataset`` wants an nn.Module (it toggles eval mode)."""
+def _run_tests(tests, dataset_name):
+    """Test ``(label, cfg, model)`` tuples on one dataset, image by image in turn (the order rotating
+    per image) so that their CPU times share the machine's conditions; per test its metrics, px and
+    CPU s per image, and each image's FocusChips (original px)."""
     import torch
-
-    class Wrapped(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.inner = recorder.wrapper
-
-        def forward(self, batched_inputs):
-            return recorder(batched_inputs)
-
-    return Wrapped()
-
-
-def _test(cfg, model, test_name, label):
-    """One test of the AutoFocus model: metrics, px and CPU s per image, FocusChips per image."""
-    from detectron2.evaluation import COCOEvaluator, inference_on_dataset
+    from detectron2.evaluation import COCOEvaluator
 
     from sniper_d2 import SniperTrainer
     from sniper_d2.inference import SniperMultiScaleInference
 
-    wrapper = SniperMultiScaleInference(cfg, model)
-    wrapper.eval()
-    recorder = _Recorder(wrapper)
-    loader = SniperTrainer.build_test_loader(cfg, test_name)
-    evaluator = COCOEvaluator(test_name, output_dir=None)
-    start = time.process_time()
-    results = inference_on_dataset(_as_module(recorder), loader, evaluator)
-    cpu = time.process_time() - start
-    counts = wrapper.pixel_counts
-    images = max(counts.images, 1)
-    print(f"  tested: {label}", flush=True)
+    loader = SniperTrainer.build_test_loader(tests[0][1], dataset_name)  # loads the dataset: its json for COCOEvaluator
+    wrappers = [SniperMultiScaleInference(cfg, model).eval() for _, cfg, model in tests]
+    evaluators = [COCOEvaluator(dataset_name, output_dir=None) for _ in tests]
+    for evaluator in evaluators:
+        evaluator.reset()
+    cpu = [0.0] * len(tests)
+    chips = [{} for _ in tests]
+    with torch.no_grad():
+        for image_index, batched_inputs in enumerate(loader):
+            for k in (i % len(tests) for i in range(image_index, image_index + len(tests))):
+                start = time.process_time()
+                outputs = wrappers[k](batched_inputs)
+                cpu[k] += time.process_time() - start
+                evaluators[k].process(batched_inputs, outputs)
+                for inputs, image_chips in zip(batched_inputs, wrappers[k].last_focus_chips):
+                    chips[k][inputs["image_id"]] = image_chips
+    rows = []
+    for (label, cfg, _), wrapper, evaluator, seconds, test_chips in zip(tests, wrappers, evaluators, cpu, chips):
+        counts = wrapper.pixel_counts
+        images = max(counts.images, 1)
+        box_metrics = evaluator.evaluate()["bbox"]  # once: COCOEvaluator maps its predictions' ids in place
+        rows.append({
+            "label": label,
+            "metrics": {k: float(box_metrics[k]) for k in METRICS},
+            "px_per_image": sum(counts.processed) / images,
+            "full_px_per_image": sum(counts.full_pyramid) / images,
+            "cpu_per_image": seconds / images,
+            "chips": test_chips,
+            "scales": [str(s) for s in cfg.SNIPER.TEST.SCALES],
+            # valid ranges in original px (per image when SNIPER.RANGE_REFERENCE: not reported then)
+            "ranges": [(r.lo, r.hi) for r in wrapper.valid_ranges] if wrapper.range_reference is None else None,
+        })
+    print(f"  tested on {dataset_name}: " + "; ".join(label for label, _, _ in tests), flush=True)
+    return rows
+
+
+def _single_test(cfg, model, dataset_name, iterations):
+    """The single-scale baseline's row: Detectron2's single-scale test at its INPUT.MIN_SIZE_TEST /
+    MAX_SIZE_TEST, one CPU thread; px per image of its resized inputs."""
+    import torch
+    from detectron2.evaluation import COCOEvaluator
+
+    from sniper_d2 import SniperTrainer
+
+    loader = SniperTrainer.build_test_loader(cfg, dataset_name)
+    evaluator = COCOEvaluator(dataset_name, output_dir=None)
+    evaluator.reset()
+    cpu, px, images = 0.0, 0, 0
+    with torch.no_grad():
+        for batched_inputs in loader:
+            start = time.process_time()
+            outputs = model(batched_inputs)
+            cpu += time.process_time() - start
+            evaluator.process(batched_inputs, outputs)
+            px += sum(x["image"].shape[-2] * x["image"].shape[-1] for x in batched_inputs)
+            images += len(batched_inputs)
+    size = (cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST)
+    box_metrics = evaluator.evaluate()["bbox"]
     return {
-        "label": label,
-        "metrics": {k: float(results["bbox"][k]) for k in METRICS},
-        "px_per_image": sum(counts.processed) / images,
-        "full_px_per_image": sum(counts.full_pyramid) / images,
-        "cpu_per_image": cpu / images,
-        "chips": recorder.chips,
-        "scales": [str(s) for s in cfg.SNIPER.TEST.SCALES],
-        # valid ranges in original px (per image when SNIPER.RANGE_REFERENCE: not reported then)
-        "ranges": [(r.lo, r.hi) for r in wrapper.valid_ranges] if wrapper.range_reference is None else None,
+        "label": f"single-scale training + test {size}" + (f" ({iterations} it)" if iterations else ""),
+        "metrics": {k: float(box_metrics[k]) for k in METRICS},
+        "px_per_image": px / max(images, 1),
+        "cpu_per_image": cpu / max(images, 1),
     }
 
 
@@ -181,20 +207,6 @@ def _chip_recall(test, dataset_dicts, pruned):
     return out
 
 
-def _single_row(single, dataset_dicts):
-    """The single-scale baseline's row from its bench_accuracy result (its own test, one thread)."""
-    from sniper_d2.chips.scales import parse_scale, scaled_size
-
-    scale = parse_scale(tuple(single["single_size"]))
-    px = [math.prod(scaled_size(d["width"], d["height"], scale.factor(d["width"], d["height"]))) for d in dataset_dicts]
-    return {
-        "label": f"single-scale training + test {tuple(single['single_size'])} ({single['iterations']} it)",
-        "metrics": single["tests"]["config"]["metrics"],
-        "px_per_image": sum(px) / len(px),
-        "cpu_per_image": single["tests"]["config"]["cpu_s"] / len(px),
-    }
-
-
 def markdown(rows, pyramid):
     lines = ["| test | " + " | ".join(METRICS) + " | px / image | x pyramid px | CPU s / image | x pyramid time |",
              "|---|" + "---|" * (len(METRICS) + 4)]
@@ -207,6 +219,20 @@ def markdown(rows, pyramid):
     return "\n".join(lines)
 
 
+def goal_met(row, pyramid):
+    """Issue 20's goal for one AutoFocus row against the pyramid's (same dataset and run)."""
+    return (row["metrics"]["AP"] - pyramid["metrics"]["AP"] >= -0.5
+            and row["metrics"]["APs"] - pyramid["metrics"]["APs"] >= -1.0
+            and row["px_per_image"] <= 0.5 * pyramid["px_per_image"]
+            and row["cpu_per_image"] <= 0.5 * pyramid["cpu_per_image"])
+
+
+def choose(autofocus_rows, pyramid):
+    """Index of the AutoFocus row meeting the goal at the least CPU time (None if none does)."""
+    met = [i for i, r in enumerate(autofocus_rows) if goal_met(r, pyramid)]
+    return min(met, key=lambda i: autofocus_rows[i]["cpu_per_image"]) if met else None
+
+
 def verdict(autofocus_rows, pyramid):
     lines = []
     for r in autofocus_rows:
@@ -214,10 +240,10 @@ def verdict(autofocus_rows, pyramid):
         d_aps = r["metrics"]["APs"] - pyramid["metrics"]["APs"]
         px = r["px_per_image"] / pyramid["px_per_image"]
         cpu = r["cpu_per_image"] / pyramid["cpu_per_image"]
-        met = d_ap >= -0.5 and d_aps >= -1.0 and px <= 0.5 and cpu <= 0.5
         lines.append(
             f"{r['label']}: AP {d_ap:+.1f}, APs {d_aps:+.1f} vs the full pyramid at x{px:.2f} its pixels and x{cpu:.2f} "
-            f"its CPU time: goal {'met' if met else 'NOT met'} (AP >= -0.5, APs >= -1.0, <= x0.50 pixels and time)."
+            f"its CPU time: goal {'met' if goal_met(r, pyramid) else 'NOT met'} (AP >= -0.5, APs >= -1.0, "
+            "<= x0.50 pixels and time)."
         )
         for name, (count, recall) in r.get("recall", {}).items():
             share = f"{recall:.1%} of {count} boxes lie" if count else "no test box lies in its range, none"
@@ -225,54 +251,12 @@ def verdict(autofocus_rows, pyramid):
     return lines
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    import torch
-    from detectron2.checkpoint import DetectionCheckpointer
-    from detectron2.data import DatasetCatalog
-    from detectron2.utils.logger import setup_logger
-
-    import sniper_d2  # noqa: F401  (registers components and built-in datasets)
-    from sniper_d2 import SniperTrainer
-    from sniper_d2.data import register_coco_datasets
-
-    setup_logger(name="sniper_d2")
-    torch.set_num_threads(1)
-    register_coco_datasets(args.register_coco)
-    for name in (args.train, args.test):
-        if name not in DatasetCatalog.list():
-            raise SystemExit(f"Dataset '{name}' is not registered: use a built-in name or --register-coco NAME JSON ROOT.")
-    dataset_dicts = DatasetCatalog.get(args.test)
-    DatasetCatalog.get(args.train)  # generates a built-in dataset once, before the children start
-    os.makedirs(args.output, exist_ok=True)
-    bench = _bench_accuracy()
-    accuracy_args = _accuracy_args(args, bench)
-    single = None
-    weights = args.weights
-    if weights is None:
-        single, trained = _train_both(args, bench, accuracy_args)
-        weights = os.path.join(args.output, f"autofocus_seed{args.seed}", "model_final.pth")
-    cfg = bench._variant_cfg(accuracy_args, "autofocus", args.seed, args.output)
-    cfg.MODEL.WEIGHTS = weights
-    model = SniperTrainer.build_model(cfg)
-    DetectionCheckpointer(model).load(weights)
-    model.eval()
-
-    rows = []
-    for i, scale in enumerate(cfg.SNIPER.TEST.SCALES):
-        c = cfg.clone()
-        c.SNIPER.TEST.SCALES, c.SNIPER.TEST.VALID_RANGES = (scale,), ((-1, -1),)
-        c.SNIPER.TEST.AUTOFOCUS.ENABLED = False
-        c.SNIPER.TEST.AUTOFOCUS.PRUNE, c.SNIPER.TEST.AUTOFOCUS.THRESHOLDS = (False,), (0.0,)
-        c.SNIPER.TEST.AUTOFOCUS.DILATIONS, c.SNIPER.TEST.AUTOFOCUS.MIN_CHIP_SIZES = (1,), (1,)
-        rows.append(_test(c, model, args.test, f"(a) AutoFocus model at scale {scale} alone"))
+def _autofocus_tests(cfg, model, settings):
+    """(label, cfg, model) of the full pyramid and of AutoFocus at each setting (thresholds of the pruned scales)."""
+    pruned = [k for k, p in enumerate(cfg.SNIPER.TEST.AUTOFOCUS.PRUNE) if p]
     c = cfg.clone()
     c.SNIPER.TEST.AUTOFOCUS.ENABLED = False
-    pyramid = _test(c, model, args.test, "(b) full SNIPER pyramid")
-    rows.append(pyramid)
-    pruned = [k for k, p in enumerate(cfg.SNIPER.TEST.AUTOFOCUS.PRUNE) if p]
-    settings = args.settings or [",".join(str(cfg.SNIPER.TEST.AUTOFOCUS.THRESHOLDS[k]) for k in pruned)]
-    autofocus_rows = []
+    tests = [("(b) full SNIPER pyramid", c, model)]
     for setting in settings:
         values = [float(v) for v in setting.split(",")]
         if len(values) != len(pruned):
@@ -283,17 +267,94 @@ def main(argv=None):
         c = cfg.clone()
         c.SNIPER.TEST.AUTOFOCUS.ENABLED = True
         c.SNIPER.TEST.AUTOFOCUS.THRESHOLDS = tuple(thresholds)
-        row = _test(c, model, args.test, f"(c) AutoFocus, thresholds {tuple(values)}")
-        row["recall"] = _chip_recall(row, dataset_dicts, pruned)
-        autofocus_rows.append(row)
-    rows += autofocus_rows
-    if single is not None:
-        rows.insert(0, _single_row(single, dataset_dicts))
+        tests.append((f"(c) AutoFocus, thresholds {tuple(values)}", c, model))
+    return tests, pruned
 
-    text = markdown(rows, pyramid) + "\n\n" + "\n".join(verdict(autofocus_rows, pyramid)) + "\n"
+
+def _scale_tests(cfg, model):
+    """(label, cfg, model) of each test scale alone: whole image, no range filter."""
+    tests = []
+    for scale in cfg.SNIPER.TEST.SCALES:
+        c = cfg.clone()
+        c.SNIPER.TEST.SCALES, c.SNIPER.TEST.VALID_RANGES = (scale,), ((-1, -1),)
+        c.SNIPER.TEST.AUTOFOCUS.ENABLED = False
+        c.SNIPER.TEST.AUTOFOCUS.PRUNE, c.SNIPER.TEST.AUTOFOCUS.THRESHOLDS = (False,), (0.0,)
+        c.SNIPER.TEST.AUTOFOCUS.DILATIONS, c.SNIPER.TEST.AUTOFOCUS.MIN_CHIP_SIZES = (1,), (1,)
+        tests.append((f"(a) AutoFocus model at scale {scale} alone", c, model))
+    return tests
+
+
+def _load(cfg, weights):
+    from detectron2.checkpoint import DetectionCheckpointer
+
+    from sniper_d2 import SniperTrainer
+
+    cfg.MODEL.WEIGHTS = weights
+    model = SniperTrainer.build_model(cfg)
+    DetectionCheckpointer(model).load(weights)
+    return model.eval()
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import torch
+    from detectron2.data import DatasetCatalog
+    from detectron2.utils.logger import setup_logger
+
+    import sniper_d2  # noqa: F401  (registers components and built-in datasets)
+    from sniper_d2.data import register_coco_datasets
+
+    setup_logger(name="sniper_d2")
+    torch.set_num_threads(1)
+    register_coco_datasets(args.register_coco)
+    for name in (args.train, args.test) + ((args.tune,) if args.tune else ()):
+        if name not in DatasetCatalog.list():
+            raise SystemExit(f"Dataset '{name}' is not registered: use a built-in name or --register-coco NAME JSON ROOT.")
+    if args.single_weights and not args.weights:
+        raise SystemExit("--single-weights is the baseline beside --weights: give both, or neither to train both.")
+    dataset_dicts = DatasetCatalog.get(args.test)
+    DatasetCatalog.get(args.train)  # generates a built-in dataset once, before the children start
+    os.makedirs(args.output, exist_ok=True)
+    bench = _bench_accuracy()
+    accuracy_args = _accuracy_args(args, bench)
+    trained = single = None
+    weights, single_weights = args.weights, args.single_weights
+    if weights is None:
+        single, trained = _train_both(args, bench, accuracy_args)
+        weights = os.path.join(args.output, f"autofocus_seed{args.seed}", "model_final.pth")
+        single_weights = os.path.join(args.output, f"single_seed{args.seed}", "model_final.pth")
+    cfg = bench._variant_cfg(accuracy_args, "autofocus", args.seed, args.output)
+    model = _load(cfg, weights)
+    settings = args.settings or [",".join(
+        str(t) for t, p in zip(cfg.SNIPER.TEST.AUTOFOCUS.THRESHOLDS, cfg.SNIPER.TEST.AUTOFOCUS.PRUNE) if p)]
+    autofocus_tests, pruned = _autofocus_tests(cfg, model, settings)
+
+    text = ""
+    chosen = None
+    if args.tune:
+        tune_rows = _run_tests(autofocus_tests, args.tune)
+        chosen = choose(tune_rows[1:], tune_rows[0])
+        text += (f"Tuning on {args.tune}: " + (f"chosen {tune_rows[1 + chosen]['label']} (goal met at the least CPU time)"
+                 if chosen is not None else "no setting meets the goal") + "\n\n"
+                 + markdown(tune_rows, tune_rows[0]) + "\n\n" + "\n".join(verdict(tune_rows[1:], tune_rows[0]))
+                 + f"\n\nHeld-out test on {args.test}:\n\n")
+    rows = []
+    if single_weights:
+        single_cfg = bench._variant_cfg(accuracy_args, "single", args.seed, args.output)
+        rows.append(_single_test(single_cfg, _load(single_cfg, single_weights), args.test,
+                                 single["iterations"] if single else None))
+    rows += _run_tests(_scale_tests(cfg, model) + autofocus_tests, args.test)
+    pyramid_index = len(rows) - len(autofocus_tests)
+    pyramid, autofocus_rows = rows[pyramid_index], rows[pyramid_index + 1:]
+    for row in autofocus_rows:
+        row["recall"] = _chip_recall(row, dataset_dicts, pruned)
+    if chosen is not None:
+        autofocus_rows[chosen]["label"] += f" (chosen on {args.tune})"
+    text += markdown(rows, pyramid) + "\n\n" + "\n".join(verdict(autofocus_rows, pyramid)) + "\n"
     head = (f"Train {args.train}, test {args.test}; AutoFocus model: {weights}"
             + (f" ({trained['iterations']} it, {trained['train_cpu_s'] + trained['mining_cpu_s']:.0f} training CPU s; "
-               f"single-scale {single['iterations']} it, {single['train_cpu_s']:.0f} CPU s)" if single else "")
+               f"single-scale {single['iterations']} it, {single['train_cpu_s']:.0f} CPU s)" if trained else "")
+            + (f"; single-scale model: {single_weights}" if single_weights else "")
             + "; tests on one CPU thread")
     print("\n" + head + "\n\n" + text)
     with open(os.path.join(args.output, "autofocus.md"), "w") as f:

@@ -51,3 +51,17 @@ def test_verdict_checks_every_part_of_the_goal(bench):
     for change in ({"metrics": {"AP": 9.4, "APs": 7.2}}, {"metrics": {"AP": 9.6, "APs": 6.9}},
                    {"px_per_image": 510.0}, {"cpu_per_image": 1.1}):
         assert "goal NOT met" in bench.verdict([{**good, **change, "recall": {}}], pyramid)[0]
+
+
+def test_the_setting_chosen_on_the_tuning_set_meets_the_goal_at_the_least_time(bench):
+    pyramid = {"metrics": {"AP": 10.0, "APs": 8.0}, "px_per_image": 1000.0, "cpu_per_image": 2.0}
+
+    def row(ap, aps, px, cpu):
+        return {"metrics": {"AP": ap, "APs": aps}, "px_per_image": px, "cpu_per_image": cpu}
+
+    rows = [row(9.0, 8.0, 300.0, 0.6),   # cheapest, AP 1.0 below: not met
+            row(9.8, 7.5, 450.0, 0.95),  # met
+            row(10.2, 8.1, 480.0, 0.9),  # met, least time among those met
+            row(10.5, 8.5, 700.0, 1.2)]  # px and time above half: not met
+    assert bench.choose(rows, pyramid) == 2
+    assert bench.choose([rows[0], rows[3]], pyramid) is None

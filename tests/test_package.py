@@ -26,7 +26,7 @@ def test_import_registers_heads_and_builtin_datasets():
     assert PROPOSAL_GENERATOR_REGISTRY.get("SniperRPN") is sniper_d2.SniperRPN
     assert ROI_HEADS_REGISTRY.get("SniperStandardROIHeads") is sniper_d2.SniperStandardROIHeads
     assert ROI_HEADS_REGISTRY.get("SniperRes5ROIHeads") is sniper_d2.SniperRes5ROIHeads
-    assert {"sniper_shapes_train", "sniper_shapes_val"} <= set(DatasetCatalog.list())
+    assert {"sniper_shapes_train", "sniper_shapes_val", "sniper_shapes_test"} <= set(DatasetCatalog.list())
 
 
 def test_config_defaults_are_the_coco_settings_of_the_spec():

@@ -3,7 +3,9 @@
 ``sniper_shapes_train`` / ``sniper_shapes_val``: the synthetic shapes dataset
 (:mod:`sniper_d2.data.synthetic_shapes`), generated on first use under
 ``$SNIPER_D2_DATASETS/sniper_shapes`` (default ``./datasets/sniper_shapes``), 64 training and
-48 validation images. Object sizes (sqrt(area) 10 px to 0.8x the short image side, log-uniform:
+48 validation images; ``sniper_shapes_test``, 96 more held-out images of the same kind, for
+benchmarks that choose test-time settings on ``sniper_shapes_val`` and report on images the
+choice never saw. Object sizes (sqrt(area) 10 px to 0.8x the short image side, log-uniform:
 about 37 % are COCO-small, below 32 px) do not depend on image size (224-614 px): no single
 input resolution suits every object, the case SNIPER is for.
 
@@ -27,6 +29,7 @@ __all__ = ["BUILTIN_SPLITS", "datasets_root", "ensure_builtin_dataset", "registe
 BUILTIN_SPLITS: Dict[str, ShapesSpec] = {
     "sniper_shapes_train": ShapesSpec(num_images=64, min_object_size=10.0, crowd_fraction=0.1, seed=1),
     "sniper_shapes_val": ShapesSpec(num_images=48, min_object_size=10.0, seed=2),
+    "sniper_shapes_test": ShapesSpec(num_images=96, min_object_size=10.0, seed=5),
     "sniper_shapes_rescaled_train": ShapesSpec(
         num_images=64, min_side=320, max_side=384, max_aspect=1.3, min_object_size=16.0,
         max_object_fraction=0.35, crowd_fraction=0.1, rescale_range=(0.35, 1.65), seed=3,
