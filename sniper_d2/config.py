@@ -179,9 +179,10 @@ def add_sniper_config(cfg):
     # Least FocusChip side, cells of that map (the authors: 20 and 16 cells of stride 16, i.e.
     # 320 and 256 px of the coarser scale).
     cfg.SNIPER.TEST.AUTOFOCUS.MIN_CHIP_SIZES = (20, 16, 1)
-    # 0: every FocusChip gets the scale's RPN proposals (SNIPER.TEST.PROPOSALS_PER_SCALE per image).
-    # Else a FocusChip gets them in proportion to its share of the scaled image's px, at least this
-    # many, so that the box head's cost follows the chips' area rather than their number.
+    # 0: every FocusChip gets the scale's RPN proposals (SNIPER.TEST.PROPOSALS_PER_SCALE per image)
+    # and MODEL.RPN.PRE_NMS_TOPK_TEST candidates per level. Else a FocusChip gets both in proportion
+    # to its share of the scaled image's px, at least this many, so that the RPN's and box head's
+    # cost follows the chips' area rather than their number.
     cfg.SNIPER.TEST.AUTOFOCUS.MIN_CHIP_PROPOSALS = 0
     return cfg
 
