@@ -13,7 +13,8 @@ wrapper sets the model's box predictors and RPN accordingly for its own calls an
 afterwards, so the wrapped model still behaves as configured when called directly.
 
 With ``tile_size`` (``SNIPER.TEST.TILE_SIZE``), a scale whose scaled image is large is run tile
-by tile instead (:mod:`sniper_d2.inference.tiling`): memory stays bounded by one tile.
+by tile instead (:mod:`sniper_d2.inference.tiling`): memory stays bounded by one detector call on
+at most :data:`PIECE_BATCH_PX` px of tiles of one padded size (one tile, if larger).
 
 Mask R-CNN models (``MODEL.MASK_ON``): each scale's detections keep their mask head's ``M x M``
 probabilities through the range filter and the merge; the merged detections' masks are pasted at
@@ -223,7 +224,8 @@ class SniperMultiScaleInference(nn.Module):
                 model's own.
             tile_size: 0: whole images at every scale. Else a scale whose scaled image's longer
                 side exceeds ``tile_above`` px runs in square tiles of at most this many scaled
-                px (:mod:`sniper_d2.inference.tiling`), one image and tile per detector call.
+                px (:mod:`sniper_d2.inference.tiling`), tiles of one padded size sharing detector calls
+                of at most :data:`PIECE_BATCH_PX` px (one tile, if larger).
             tile_overlap: least overlap of neighbouring tiles, scaled px; objects up to about
                 this size are found whole in some tile.
             tile_above: see ``tile_size``; 0: tile every scale (an image that fits in one tile
