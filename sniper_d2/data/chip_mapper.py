@@ -5,8 +5,10 @@ plus ``sniper_chip`` and the image's boxes as arrays). Output, in Detectron2's f
 ``image`` (CxHxW uint8 tensor of the chip, not padded: batching pads to the largest chip) and
 ``instances``, a :class:`~sniper_d2.chip_instances.ChipInstances` holding every ground-truth box
 of the image that, shifted, scaled and clipped to the chip, is at least ``min_box_size`` chip px
-wide and high, with its class, its ``gt_valid`` flag (SNIPER_SPEC section 4) and ``gt_crowd``.
-With ``ignore_invalid=False`` (``SNIPER.TRAIN.IGNORE_INVALID``, an ablation) every non-crowd box
+wide and high, with its class, its ``gt_valid`` flag (SNIPER_SPEC section 4) and ``gt_crowd``;
+and ``sniper_small_boxes``, float32 ``(M, 4)`` XYXY chip px: the non-crowd boxes that overlap the
+chip but are narrower or shorter than ``min_box_size`` there (not ground truth of the detector,
+but objects all the same: AutoFocus labels FocusPixels by them too). With ``ignore_invalid=False`` (``SNIPER.TRAIN.IGNORE_INVALID``, an ablation) every non-crowd box
 is valid and the chip's valid range is unbounded.
 
 Decoded images are cached per process (``SNIPER.TRAIN.DECODE_CACHE_MB``, see
@@ -30,7 +32,7 @@ from .chip_augmentations import build_chip_augmentations
 from .chip_image import DecodedImageCache, read_chip_image
 from .chip_masks import MASK_FORMATS, SegmentationTable, chip_instance_masks
 
-__all__ = ["SniperChipMapper", "chip_ground_truth"]
+__all__ = ["SniperChipMapper", "chip_ground_truth", "chip_small_boxes"]
 
 
 def chip_ground_truth(boxes: np.ndarray, scale: float, origin, size, min_box_size: float):
@@ -39,15 +41,31 @@ def chip_ground_truth(boxes: np.ndarray, scale: float, origin, size, min_box_siz
     A box is moved into the chip frame (``x * scale - x0``; ``origin`` may be fractional), clipped
     to the chip, and kept if the clipped box is at least ``min_box_size`` chip px wide and high.
     """
+    chip_boxes = _clipped_chip_boxes(boxes, scale, origin, size)
+    keep = np.flatnonzero(
+        (chip_boxes[:, 2] - chip_boxes[:, 0] >= min_box_size) & (chip_boxes[:, 3] - chip_boxes[:, 1] >= min_box_size)
+    )
+    return keep, chip_boxes[keep]
+
+
+def chip_small_boxes(boxes: np.ndarray, scale: float, origin, size, min_box_size: float) -> np.ndarray:
+    """The boxes that :func:`chip_ground_truth` leaves out although they overlap the chip: clipped
+    to it (chip px, XYXY), positive in width and height, but narrower or shorter than
+    ``min_box_size`` chip px."""
+    chip_boxes = _clipped_chip_boxes(boxes, scale, origin, size)
+    widths, heights = chip_boxes[:, 2] - chip_boxes[:, 0], chip_boxes[:, 3] - chip_boxes[:, 1]
+    small = (widths > 0) & (heights > 0) & ((widths < min_box_size) | (heights < min_box_size))
+    return chip_boxes[small]
+
+
+def _clipped_chip_boxes(boxes: np.ndarray, scale: float, origin, size) -> np.ndarray:
+    """Boxes (original px XYXY) scaled, shifted by the chip's ``origin`` and clipped to its ``size``, chip px."""
     x0, y0 = origin
     w, h = size
     chip_boxes = boxes * scale - np.array([x0, y0, x0, y0], dtype=np.float64)
     np.clip(chip_boxes[:, 0::2], 0, w, out=chip_boxes[:, 0::2])
     np.clip(chip_boxes[:, 1::2], 0, h, out=chip_boxes[:, 1::2])
-    keep = np.flatnonzero(
-        (chip_boxes[:, 2] - chip_boxes[:, 0] >= min_box_size) & (chip_boxes[:, 3] - chip_boxes[:, 1] >= min_box_size)
-    )
-    return keep, chip_boxes[keep]
+    return chip_boxes
 
 
 def _training_segmentations(cfg) -> SegmentationTable:
@@ -143,6 +161,10 @@ class SniperChipMapper:
         transforms = self.augmentations(aug_input)
         image = aug_input.image
         height, width = image.shape[:2]
+        small_boxes = chip_small_boxes(dataset_dict["sniper_boxes"][~dataset_dict["sniper_crowd"]], chip.scale,
+                                       origin, chip.size, self.min_box_size)
+        if len(small_boxes):
+            small_boxes = transforms.apply_box(small_boxes)
 
         crowd = dataset_dict["sniper_crowd"][keep]
         if self.ignore_invalid:
@@ -174,6 +196,7 @@ class SniperChipMapper:
             "width": width,
             "image": torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1))),
             "instances": instances,
+            "sniper_small_boxes": torch.as_tensor(small_boxes, dtype=torch.float32).reshape(-1, 4),
             "sniper_chip": chip,
             "sniper_epoch": dataset_dict["sniper_epoch"],
             "sniper_epoch_stats": dataset_dict["sniper_epoch_stats"],

@@ -139,11 +139,20 @@ class SniperAutoFocusRCNN(GeneralizedRCNN):
 
     def _focus_labels(self, batched_input: Dict, grid_size: Tuple[int, int], device: torch.device) -> torch.Tensor:
         """One input's FocusPixel labels on the (padded) batch grid, from its ``instances``
-        (``gt_boxes``, px of its image; ``gt_crowd`` if present, else no crowd)."""
+        (``gt_boxes``, px of its image; ``gt_crowd`` if present, else no crowd) and its
+        ``sniper_small_boxes`` if present (objects too small for the detector's ground truth,
+        :class:`~sniper_d2.data.chip_mapper.SniperChipMapper`; never crowd)."""
         instances = batched_input["instances"]
+        boxes = instances.gt_boxes.tensor.to(device)
         crowd = instances.gt_crowd.to(device) if instances.has("gt_crowd") else None
+        small = batched_input.get("sniper_small_boxes")
+        if small is not None and len(small):
+            if crowd is None:
+                crowd = torch.zeros(len(boxes), dtype=torch.bool, device=device)
+            boxes = torch.cat([boxes, small.to(device=device, dtype=boxes.dtype)])
+            crowd = torch.cat([crowd, torch.zeros(len(small), dtype=torch.bool, device=device)])
         return focus_pixel_labels(
-            instances.gt_boxes.tensor.to(device),
+            boxes,
             crowd,
             tuple(batched_input["image"].shape[-2:]),
             grid_size,

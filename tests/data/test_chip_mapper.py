@@ -64,6 +64,19 @@ def test_chip_instances_match_hand_computed(tmp_path):
     assert inst.valid_range == (0.0, 128.0)  # (0, 64) original px x 2
 
 
+def test_boxes_too_small_for_the_ground_truth_come_as_small_boxes(tmp_path):
+    # box 3 is 2x2 chip px, below min_box_size 10: not ground truth, but an object in the chip
+    # (AutoFocus labels FocusPixels by it); box 1 lies outside the chip and the crowd box 4 is large
+    gradient_image(tmp_path / "im.png")
+    plain = mapper()(chip_input(tmp_path / "im.png", CHIP))
+    assert plain["sniper_small_boxes"].tolist() == [[60.0, 60.0, 62.0, 62.0]]
+    assert plain["sniper_small_boxes"].dtype == torch.float32
+    flipped = mapper([T.RandomFlip(prob=1.0)])(chip_input(tmp_path / "im.png", CHIP))
+    assert flipped["sniper_small_boxes"].tolist() == [[66.0, 60.0, 68.0, 62.0]]
+    elsewhere = Chip(7, 0, 2.0, origin=(200, 100), size=(128, 100), box_ids=np.zeros(0, np.int64), negative=False)
+    assert mapper()(chip_input(tmp_path / "im.png", elsewhere))["sniper_small_boxes"].shape == (0, 4)
+
+
 def test_chip_pixels_come_from_the_chip_region(tmp_path):
     gradient_image(tmp_path / "im.png")
     chip = Chip(7, 0, 2.0, origin=(100, 40), size=(64, 32), box_ids=np.zeros(0, np.int64), negative=False)

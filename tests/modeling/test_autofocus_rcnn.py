@@ -111,6 +111,20 @@ def test_loss_focus_is_the_weighted_mean_cross_entropy_over_labelled_cells(model
     assert torch.allclose(loss, expected, rtol=1e-5)
 
 
+def test_objects_too_small_for_the_ground_truth_are_focus_pixels_too(model, all_valid_chip_targets):
+    # a 3 x 5 px object (sqrt(area) 3.9, a FocusPixel size) that the chip mapper left out of the
+    # detector's ground truth for its 3 px side: its cells are positive, not background
+    inputs = batched_inputs(all_valid_chip_targets)
+    without = model._focus_labels(inputs[0], (12, 12), torch.device("cpu"))
+    inputs[0]["sniper_small_boxes"] = torch.tensor([[65.0, 2.0, 68.0, 7.0]])
+    with_small = model._focus_labels(inputs[0], (12, 12), torch.device("cpu"))
+    assert without[0, 8] == 0 and with_small[0, 8] == 1
+    changed = (with_small != without).nonzero().tolist()
+    assert changed == [[0, 8]]  # px 65-68 x 2-7: cell (0, 8) only
+    inputs[0]["sniper_small_boxes"] = torch.zeros((0, 4))
+    assert torch.equal(model._focus_labels(inputs[0], (12, 12), torch.device("cpu")), without)
+
+
 def test_no_labelled_cell_gives_a_zero_loss_still_in_the_graph(model, all_valid_chip_targets):
     """One crowd box over each whole chip: every cell is don't care."""
     for chip in all_valid_chip_targets:
