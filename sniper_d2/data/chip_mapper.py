@@ -8,8 +8,9 @@ of the image that, shifted, scaled and clipped to the chip, is at least ``min_bo
 wide and high, with its class, its ``gt_valid`` flag (SNIPER_SPEC section 4) and ``gt_crowd``;
 and ``sniper_small_boxes``, float32 ``(M, 4)`` XYXY chip px: the non-crowd boxes that overlap the
 chip but are narrower or shorter than ``min_box_size`` there (not ground truth of the detector,
-but objects all the same: AutoFocus labels FocusPixels by them too). With ``ignore_invalid=False`` (``SNIPER.TRAIN.IGNORE_INVALID``, an ablation) every non-crowd box
-is valid and the chip's valid range is unbounded.
+but objects all the same: AutoFocus labels FocusPixels by them too). With
+``ignore_invalid=False`` (``SNIPER.TRAIN.IGNORE_INVALID``, an ablation) every non-crowd box is
+valid and the chip's valid range is unbounded.
 
 Decoded images are cached per process (``SNIPER.TRAIN.DECODE_CACHE_MB``, see
 :class:`~sniper_d2.data.chip_image.DecodedImageCache`): an image with many chips in the epoch is
@@ -32,40 +33,30 @@ from .chip_augmentations import build_chip_augmentations
 from .chip_image import DecodedImageCache, read_chip_image
 from .chip_masks import MASK_FORMATS, SegmentationTable, chip_instance_masks
 
-__all__ = ["SniperChipMapper", "chip_ground_truth", "chip_small_boxes"]
+__all__ = ["SniperChipMapper", "chip_ground_truth"]
 
 
 def chip_ground_truth(boxes: np.ndarray, scale: float, origin, size, min_box_size: float):
-    """Boxes (original px XYXY) in a chip: returns (indices of kept boxes, their chip px XYXY boxes).
+    """Image ``boxes`` (original px XYXY) in one chip, clipped once for both uses.
 
     A box is moved into the chip frame (``x * scale - x0``; ``origin`` may be fractional), clipped
-    to the chip, and kept if the clipped box is at least ``min_box_size`` chip px wide and high.
+    to the chip, and kept if the clipped box is at least ``min_box_size`` chip px wide and high;
+    it is *small* if it overlaps the chip (clipped width and height positive) but is not kept.
+
+    Returns:
+        ``keep`` (K,) int64 indices into ``boxes``, their clipped boxes (K, 4) float64 chip px,
+        and ``(small, small_boxes)``: the small boxes' indices (M,) int64 and clipped boxes.
     """
-    chip_boxes = _clipped_chip_boxes(boxes, scale, origin, size)
-    keep = np.flatnonzero(
-        (chip_boxes[:, 2] - chip_boxes[:, 0] >= min_box_size) & (chip_boxes[:, 3] - chip_boxes[:, 1] >= min_box_size)
-    )
-    return keep, chip_boxes[keep]
-
-
-def chip_small_boxes(boxes: np.ndarray, scale: float, origin, size, min_box_size: float) -> np.ndarray:
-    """The boxes that :func:`chip_ground_truth` leaves out although they overlap the chip: clipped
-    to it (chip px, XYXY), positive in width and height, but narrower or shorter than
-    ``min_box_size`` chip px."""
-    chip_boxes = _clipped_chip_boxes(boxes, scale, origin, size)
-    widths, heights = chip_boxes[:, 2] - chip_boxes[:, 0], chip_boxes[:, 3] - chip_boxes[:, 1]
-    small = (widths > 0) & (heights > 0) & ((widths < min_box_size) | (heights < min_box_size))
-    return chip_boxes[small]
-
-
-def _clipped_chip_boxes(boxes: np.ndarray, scale: float, origin, size) -> np.ndarray:
-    """Boxes (original px XYXY) scaled, shifted by the chip's ``origin`` and clipped to its ``size``, chip px."""
     x0, y0 = origin
     w, h = size
-    chip_boxes = boxes * scale - np.array([x0, y0, x0, y0], dtype=np.float64)
-    np.clip(chip_boxes[:, 0::2], 0, w, out=chip_boxes[:, 0::2])
-    np.clip(chip_boxes[:, 1::2], 0, h, out=chip_boxes[:, 1::2])
-    return chip_boxes
+    clipped = boxes * scale - np.array([x0, y0, x0, y0], dtype=np.float64)
+    np.clip(clipped[:, 0::2], 0, w, out=clipped[:, 0::2])
+    np.clip(clipped[:, 1::2], 0, h, out=clipped[:, 1::2])
+    widths, heights = clipped[:, 2] - clipped[:, 0], clipped[:, 3] - clipped[:, 1]
+    large_enough = (widths >= min_box_size) & (heights >= min_box_size)
+    keep = np.flatnonzero(large_enough)
+    small = np.flatnonzero(~large_enough & (widths > 0) & (heights > 0))
+    return keep, clipped[keep], (small, clipped[small])
 
 
 def _training_segmentations(cfg) -> SegmentationTable:
@@ -156,13 +147,14 @@ class SniperChipMapper:
         )
         # boxes use the pixels' exact offset (planned origin + sub-pixel residual)
         origin = (chip.origin[0] + rx, chip.origin[1] + ry)
-        keep, boxes = chip_ground_truth(dataset_dict["sniper_boxes"], chip.scale, origin, chip.size, self.min_box_size)
+        keep, boxes, (small, small_boxes) = chip_ground_truth(
+            dataset_dict["sniper_boxes"], chip.scale, origin, chip.size, self.min_box_size
+        )
         aug_input = T.AugInput(image, boxes=boxes)
         transforms = self.augmentations(aug_input)
         image = aug_input.image
         height, width = image.shape[:2]
-        small_boxes = chip_small_boxes(dataset_dict["sniper_boxes"][~dataset_dict["sniper_crowd"]], chip.scale,
-                                       origin, chip.size, self.min_box_size)
+        small_boxes = small_boxes[~dataset_dict["sniper_crowd"][small]]
         if len(small_boxes):
             small_boxes = transforms.apply_box(small_boxes)
 
