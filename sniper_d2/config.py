@@ -161,6 +161,14 @@ def add_sniper_config(cfg):
     cfg.SNIPER.AUTOFOCUS.DC_HIGH = 90.0
     # Weight of the FocusPixel loss (mean binary cross-entropy over the labelled cells).
     cfg.SNIPER.AUTOFOCUS.LOSS_WEIGHT = 1.0
+    # AutoFocus training chips (not in the authors' code): at every training scale but the finest,
+    # objects that are FocusPixel-positive there and that no positive or sampled negative chip of
+    # that scale holds whole get chips of their own (a greedy cover), so that the branch learns
+    # small objects at the coarse scales whose maps crop the finer ones at test time. SNIPER's
+    # chips there are made for the scale's valid range: without these, a small object away from
+    # larger ones reaches the branch at a coarse scale only by chance. Costs extra chips per epoch
+    # (logged as "AutoFocus training"); the detector trains on them like on positive chips.
+    cfg.SNIPER.AUTOFOCUS.TRAIN_CHIPS = False
 
     # Inference coarse to fine (needs a SniperAutoFocusRCNN model and SNIPER.TEST.MULTI_SCALE): the
     # coarsest test scale runs on the whole image; each finer scale with PRUNE runs only on the
@@ -340,6 +348,7 @@ _BOUNDS = {
     "AUTOFOCUS.SMALL_THRESH": (lambda v: _is_number(v) and v > 0, "a number > 0 (sqrt(area), chip px)"),
     "AUTOFOCUS.DC_HIGH": (lambda v: _is_number(v) and v > 0, "a number > 0 (sqrt(area), chip px)"),
     "AUTOFOCUS.LOSS_WEIGHT": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
+    "AUTOFOCUS.TRAIN_CHIPS": (lambda v: isinstance(v, bool), "True or False"),
     "TEST.AUTOFOCUS.PRUNE": (lambda v: all(isinstance(x, bool) for x in v), "one True/False per test scale"),
     "TEST.AUTOFOCUS.THRESHOLDS": (lambda v: all(_is_number(x) and 0 <= x <= 1 for x in v),
                                   "probabilities in [0, 1], one per test scale"),

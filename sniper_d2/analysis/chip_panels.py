@@ -6,6 +6,7 @@ chip windows (``Chip.box``, original px) and ground-truth boxes are drawn in tha
 *valid at a scale* if it is valid in some chip of that scale. Valid boxes are solid, invalid and
 crowd boxes dashed, so the difference does not rest on colour alone. Colours are BGR (OpenCV).
 """
+from collections import Counter
 from typing import Dict, List, NamedTuple, Sequence, Tuple
 
 import cv2
@@ -40,6 +41,7 @@ __all__ = [
 COLOURS: Dict[str, Tuple[int, int, int]] = {
     "positive chip": (255, 128, 0),
     "negative chip": (255, 0, 255),
+    "AutoFocus chip": (200, 160, 0),
     "valid box": (0, 170, 0),
     "invalid box": (0, 0, 255),
     "crowd box (ignored)": (0, 140, 255),
@@ -48,6 +50,7 @@ COLOURS: Dict[str, Tuple[int, int, int]] = {
 _LINE_STYLES: Dict[str, Tuple[int, bool]] = {
     "positive chip": (2, False),
     "negative chip": (2, False),
+    "AutoFocus chip": (2, True),
     "valid box": (2, False),
     "invalid box": (1, True),
     "crowd box (ignored)": (1, True),
@@ -170,7 +173,7 @@ def render_chip_panels(
     Args:
         image: HxWx3 uint8 BGR, the image as stored (original px).
         boxes: (N, 4) XYXY original px; ``crowd``: (N,) bool.
-        chips: the image's chips of one epoch (positive and negative, any order).
+        chips: the image's chips of one epoch (positive, AutoFocus training and negative, any order).
         valid_ids: per chip, the boxes valid in it (as from :meth:`ChipPlanner.image_chips`).
         scales: the training scales, finest first.
         title: first line of the figure (which image, which epoch).
@@ -190,7 +193,7 @@ def render_chip_panels(
             valid[ids] = True
         panel = background.copy()
         for chip, _ in sorted(at_scale, key=lambda item: item[0].negative):  # negatives on top
-            _draw_box(panel, chip.box, g, "negative chip" if chip.negative else "positive chip")
+            _draw_box(panel, chip.box, g, _chip_kind(chip))
         kinds: List[Tuple[int, str]] = [
             (k, "crowd box (ignored)" if crowd[k] else "valid box" if valid[k] else "invalid box")
             for k in range(len(boxes))
@@ -199,18 +202,25 @@ def render_chip_panels(
             _draw_box(panel, boxes[k], g, kind)
         x, y = panel_origin(width, height, s, panel_size)
         figure[y : y + ph, x : x + pw] = panel
-        positives = sum(not chip.negative for chip, _ in at_scale)
+        counts = Counter(_chip_kind(chip) for chip, _ in at_scale)
+        focus = f"{counts['AutoFocus chip']} AutoFocus, " if counts["AutoFocus chip"] else ""
         header = f"scale {scale.label} (x{scale.factor:.3g}), valid {_fmt_range(scale.valid_range)} px"
         put_text(figure, header, x + 2, y - 26)
         put_text(
             figure,
-            f"{positives} pos, {len(at_scale) - positives} neg chips; {int(valid.sum())} valid, "
+            f"{counts['positive chip']} pos, {focus}{counts['negative chip']} neg chips; {int(valid.sum())} valid, "
             f"{int((~valid & ~crowd).sum())} invalid boxes",
             x + 2,
             y - 8,
         )
-    draw_line_legend(figure, COLOURS, _LINE_STYLES, 8, figure.shape[0] - LEGEND_PX // 2)
+    shown = {k: c for k, c in COLOURS.items() if k != "AutoFocus chip" or any(chip.focus for chip in chips)}
+    draw_line_legend(figure, shown, _LINE_STYLES, 8, figure.shape[0] - LEGEND_PX // 2)
     return figure
+
+
+def _chip_kind(chip: Chip) -> str:
+    """The chip's legend entry."""
+    return "negative chip" if chip.negative else "AutoFocus chip" if chip.focus else "positive chip"
 
 
 def draw_line_legend(figure: np.ndarray, colours: Dict[str, Tuple[int, int, int]], styles: Dict[str, Tuple[int, bool]],

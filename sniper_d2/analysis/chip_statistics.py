@@ -25,7 +25,8 @@ _worker_planner: Optional[ChipPlanner] = None
 class ChipStatistics:
     """Counts for one epoch.
 
-    ``positive``/``negative``: (I, S) int64 chips per image and scale; ``pixels``: (I,) chip px
+    ``positive``/``negative``/``focus``: (I, S) int64 chips per image and scale (``focus``: AutoFocus
+    training chips, :meth:`~sniper_d2.chips.ChipGenerator.focus_chips`); ``pixels``: (I,) chip px
     per image (sum of chip width x height, before padding to the chip size); ``valid``: (N, S)
     bool, box valid in some chip of that scale; ``stride``: the epoch's grid step, chip px.
     """
@@ -34,22 +35,24 @@ class ChipStatistics:
     stride: int
     positive: np.ndarray
     negative: np.ndarray
+    focus: np.ndarray
     pixels: np.ndarray
     valid: np.ndarray
 
 
 def _count_block(planner: ChipPlanner, epoch: int, stride: int, start: int, stop: int) -> Tuple[np.ndarray, ...]:
-    """Chips of images ``start:stop``: (positive (n, S), negative (n, S), pixels (n,), and per
+    """Chips of images ``start:stop``: (positive, negative, focus (n, S), pixels (n,), and per
     (box, scale) validity the triple image row, box index within the image, scale index)."""
     num_scales = len(planner.generator.scales)
     positive = np.zeros((stop - start, num_scales), np.int64)
     negative = np.zeros((stop - start, num_scales), np.int64)
+    focus = np.zeros((stop - start, num_scales), np.int64)
     pixels = np.zeros(stop - start, np.int64)
     rows, box_ids, scales = [], [], []
     for row, index in enumerate(range(start, stop)):
         positives, negatives, valid_ids = planner.image_chips(index, epoch, stride)
         for chip, ids in zip(positives + negatives, valid_ids):
-            (negative if chip.negative else positive)[row, chip.scale_index] += 1
+            (negative if chip.negative else focus if chip.focus else positive)[row, chip.scale_index] += 1
             pixels[row] += chip.size[0] * chip.size[1]
             rows.append(np.full(len(ids), index, np.int64))
             box_ids.append(ids)
@@ -57,7 +60,7 @@ def _count_block(planner: ChipPlanner, epoch: int, stride: int, start: int, stop
     flat = [
         np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64) for parts in (rows, box_ids, scales)
     ]
-    return (positive, negative, pixels, *flat)
+    return (positive, negative, focus, pixels, *flat)
 
 
 def _init_worker(planner: ChipPlanner) -> None:
@@ -92,10 +95,10 @@ def chip_statistics(planner: ChipPlanner, boxes: DatasetBoxes, epoch: int = 0, w
     else:
         with multiprocessing.get_context().Pool(workers, _init_worker, (planner,)) as pool:
             results = _collect(tasks, pool.imap(_count_block_in_worker, tasks), bar)
-    empty = (np.zeros((0, num_scales), np.int64),) * 2 + (np.zeros(0, np.int64),) * 4
-    positive, negative, pixels, rows, box_ids, scales = (
+    empty = (np.zeros((0, num_scales), np.int64),) * 3 + (np.zeros(0, np.int64),) * 4
+    positive, negative, focus, pixels, rows, box_ids, scales = (
         np.concatenate(parts) for parts in zip(*results, empty)
     )
     valid = np.zeros((len(boxes), num_scales), bool)
     valid[boxes.first_box[rows] + box_ids, scales] = True
-    return ChipStatistics(epoch, stride, positive, negative, pixels, valid)
+    return ChipStatistics(epoch, stride, positive, negative, focus, pixels, valid)

@@ -170,14 +170,16 @@ def analyze_training_set(
         row["boxes_valid_in_chips"] = int(chips.valid[:, s].sum())
         row["positive_chips"] = int(chips.positive[:, s].sum())
         row["negative_chips"] = int(chips.negative[:, s].sum())
+        row["autofocus_chips"] = int(chips.focus[:, s].sum())
     uncovered = _uncovered(coverage, boxes, planner, max_examples)
     uncovered["valid_in_no_chip"] = _box_examples(~chips.valid.any(axis=1) & assignable, boxes, planner, max_examples)
 
     positive = chips.positive.sum(axis=1)
     negative = chips.negative.sum(axis=1)
+    focus = chips.focus.sum(axis=1)
     single = single_scale_pixels(table.sizes, cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST)
     pyramid = pyramid_pixels(table.sizes, generator)
-    padded = int(positive.sum() + negative.sum()) * generator.chip_size**2  # batches pad chips to chip_size^2
+    padded = int(positive.sum() + negative.sum() + focus.sum()) * generator.chip_size**2  # batches pad chips to chip_size^2
     denominator = max(num_images, 1)
     report = {
         "config": {
@@ -203,8 +205,10 @@ def analyze_training_set(
             "negative": int(negative.sum()),
             "positive_per_image": float(positive.sum() / denominator),
             "negative_per_image": float(negative.sum() / denominator),
+            "autofocus": int(focus.sum()),
+            "autofocus_per_image": float(focus.sum() / denominator),
             "positive_per_image_percentiles": _percentiles(positive, (50, 90, 99, 100)),
-            "images_without_chips": int(((positive + negative) == 0).sum()),
+            "images_without_chips": int(((positive + negative + focus) == 0).sum()),
         },
         "pixels": {
             "chips_per_image": float(chips.pixels.sum() / denominator),
@@ -299,6 +303,8 @@ def format_report(report: dict) -> str:
         f"{chips['negative_per_image']:.2f} negative" if cfg["negative_proposal_files"]
         else "no negative chips (SNIPER.NEG.PROPOSAL_FILES is empty)"
     )
+    if chips["autofocus"]:
+        negatives += f", {chips['autofocus_per_image']:.2f} AutoFocus training"
     short, long_ = pixels["single_scale_resize"]
     lines += [
         "",

@@ -25,6 +25,9 @@ class Chip:
             greedy-cover step covered first. Each box appears in one chip per scale; a chip may
             contain further boxes that an earlier chip covered.
         negative: True for a negative chip (made from proposals), False for a positive one.
+        focus: True for an AutoFocus training chip (:meth:`~sniper_d2.chips.ChipGenerator.focus_chips`):
+            made around objects that are FocusPixel-positive at its scale and in no other chip of
+            it; the detector trains on it like on a positive chip.
     """
 
     image_id: object
@@ -34,6 +37,7 @@ class Chip:
     size: Tuple[int, int]
     box_ids: np.ndarray = field(compare=False)
     negative: bool = False
+    focus: bool = False
 
     @property
     def box(self) -> np.ndarray:

@@ -1,4 +1,6 @@
-"""``ChipGenerator``: all SNIPER chips of one image, every scale (positive chips, negative pool)."""
+"""``ChipGenerator``: all SNIPER chips of one image, every scale (positive chips, negative pool,
+AutoFocus training chips)."""
+from dataclasses import replace
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -112,13 +114,7 @@ class ChipGenerator:
         check_image_size(width, height, image_id)
         stride = self.stride if stride is None else self._checked_stride(stride)
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        allowed = None
-        if driving_mask is not None:
-            allowed = np.asarray(driving_mask, dtype=bool)
-            if allowed.shape != (len(boxes),):
-                raise ValueError(
-                    f"Image {image_id!r}: driving_mask has shape {allowed.shape}, expected ({len(boxes)},)."
-                )
+        allowed = _driving_mask(driving_mask, len(boxes), image_id)
         chips = []
         if len(boxes) == 0:
             return chips
@@ -126,9 +122,7 @@ class ChipGenerator:
         range_factor = self.range_factor(width, height)
         for index, (factor, size) in enumerate(self.image_scales(width, height)):
             mask = self.driving_rules[index].mask(shapes, factor, self.chip_size, stride, range_factor)
-            if allowed is not None:
-                mask &= allowed
-            ids = mask.nonzero()[0]
+            ids = (mask & allowed).nonzero()[0]
             if len(ids):
                 chips += positive_chips_at_scale(
                     image_id, index, factor, size, boxes[ids], ids, self.chip_size, stride, rng
@@ -175,3 +169,65 @@ class ChipGenerator:
                 self.chip_size, stride, self.neg_min_proposals[index], rng,
             )
         return pool
+
+    def focus_chips(
+        self, image_id, width, height, boxes, chips: Sequence[Chip], focus_sizes: Tuple[float, float],
+        rng: np.random.Generator, *, driving_mask: Optional[np.ndarray] = None, stride: Optional[int] = None,
+    ) -> List[Chip]:
+        """AutoFocus training chips of one image (``Chip.focus``), every scale but the finest.
+
+        At test time AutoFocus finds small objects on the FocusPixel maps of the coarser scales, but
+        SNIPER's chips there are made for the objects in those scales' valid ranges: a small object
+        far from them reaches the FocusPixel branch at a coarse scale only by chance. Here, at each
+        scale but the finest, the boxes that are FocusPixel-positive there (sqrt(area) in chip px
+        inside the open interval ``focus_sizes``) and that no chip of ``chips`` at that scale holds
+        whole drive a greedy cover of their own. The detector trains on these chips like on positive
+        chips (boxes valid where :func:`assign_valid_boxes` says).
+
+        Args:
+            image_id: passed through to the chips.
+            width, height: image size, original px.
+            boxes: (N, 4) XYXY original px, already checked (:func:`check_boxes`).
+            chips: the image's other chips this epoch (positive and negative), any scales.
+            focus_sizes: (dc_low, small_thresh), sqrt(area) in chip px (``SNIPER.AUTOFOCUS.DC_LOW``,
+                ``SMALL_THRESH``).
+            rng: tie-break source; one draw per scale that has such boxes.
+            driving_mask: bool (N,); False = the box may not drive chips (crowd regions).
+            stride: grid step for this call, chip px; default the generator's.
+        """
+        stride = self.stride if stride is None else self._checked_stride(stride)
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        allowed = _driving_mask(driving_mask, len(boxes), image_id)
+        low, high = (float(v) for v in focus_sizes)
+        sizes = np.sqrt((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
+        focus = []
+        for index, (factor, size) in enumerate(self.image_scales(width, height)):
+            if index == 0 or not len(boxes):  # the finest scale's FocusPixels crop no finer scale
+                continue
+            # clipped to the scaled image, whose size was rounded: a box at its far edge is held
+            # by a chip that reaches that edge
+            scaled = np.minimum(boxes * factor, (*size, *size))
+            held = np.zeros(len(boxes), dtype=bool)
+            for chip in chips:
+                if chip.scale_index == index:
+                    (x0, y0), (w, h) = chip.origin, chip.size
+                    held |= (
+                        (scaled[:, 0] >= x0) & (scaled[:, 1] >= y0) & (scaled[:, 2] <= x0 + w) & (scaled[:, 3] <= y0 + h)
+                    )
+            ids = ((sizes * factor > low) & (sizes * factor < high) & allowed & ~held).nonzero()[0]
+            if len(ids):
+                cover = positive_chips_at_scale(
+                    image_id, index, factor, size, boxes[ids], ids, self.chip_size, stride, rng
+                )
+                focus += [replace(chip, focus=True) for chip in cover]
+        return focus
+
+
+def _driving_mask(driving_mask: Optional[np.ndarray], num_boxes: int, image_id) -> np.ndarray:
+    """bool (num_boxes,): which boxes may drive chips (all when ``driving_mask`` is None)."""
+    if driving_mask is None:
+        return np.ones(num_boxes, dtype=bool)
+    allowed = np.asarray(driving_mask, dtype=bool)
+    if allowed.shape != (num_boxes,):
+        raise ValueError(f"Image {image_id!r}: driving_mask has shape {allowed.shape}, expected ({num_boxes},).")
+    return allowed

@@ -11,9 +11,10 @@ is the same loader from explicit arguments, for LazyConfigs (``configs/lazy/``).
 import logging
 import os
 from collections.abc import Mapping
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence, Tuple, Union
 
 from detectron2.data import DatasetCatalog, build_detection_train_loader
+from detectron2.modeling import META_ARCH_REGISTRY
 from detectron2.utils import comm
 from detectron2.utils.events import get_event_storage
 
@@ -103,7 +104,24 @@ def build_chip_planner(cfg, check_files: bool = True) -> ChipPlanner:
         seed=sniper_seed(cfg),
         negatives_per_image=cfg.SNIPER.NEG.CHIPS_PER_IMAGE if files else 0,
         stride_range=cfg.SNIPER.TRAIN.CHIP_STRIDE_RANGE or None,
+        focus_sizes=_focus_chip_sizes(cfg),
     )
+
+
+def _focus_chip_sizes(cfg) -> Optional[Tuple[float, float]]:
+    """(DC_LOW, SMALL_THRESH) of SNIPER.AUTOFOCUS when training adds AutoFocus training chips: the
+    model has a FocusPixel branch (MODEL.META_ARCHITECTURE a SniperAutoFocusRCNN) and
+    SNIPER.AUTOFOCUS.TRAIN_CHIPS is on; else None."""
+    from ..modeling import SniperAutoFocusRCNN  # the data package does not import models otherwise
+
+    focus = cfg.SNIPER.AUTOFOCUS
+    try:
+        arch = META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE)
+    except KeyError:
+        return None  # Detectron2 names the unknown architecture when it builds the model
+    if not (focus.TRAIN_CHIPS and isinstance(arch, type) and issubclass(arch, SniperAutoFocusRCNN)):
+        return None
+    return float(focus.DC_LOW), float(focus.SMALL_THRESH)
 
 
 class SniperTrainLoader:
@@ -139,8 +157,9 @@ class SniperTrainLoader:
             yield batch
 
     def _log_epoch(self, epoch: int, stats: dict) -> None:
+        focus = f" + {stats['focus_chips']:.0f} AutoFocus training" if stats.get("focus_chips") else ""
         logger.info(
-            f"SNIPER epoch {epoch}: {stats['positive_chips']:.0f} positive + {stats['negative_chips']:.0f} "
+            f"SNIPER epoch {epoch}: {stats['positive_chips']:.0f} positive{focus} + {stats['negative_chips']:.0f} "
             f"negative chips from {stats['images']:.0f} images ({stats['chips_per_image']:.2f} chips/image, "
             f"{stats['pixels_per_image'] / 1e6:.3f} Mpx/image)"
         )

@@ -40,6 +40,7 @@ class EpochChipPlan:
     origin: np.ndarray  # (n, 2) int64, (x0, y0) in the scaled image
     size: np.ndarray  # (n, 2) int64, (width, height)
     negative: np.ndarray  # (n,) bool
+    focus: np.ndarray  # (n,) bool, AutoFocus training chip (ChipGenerator.focus_chips)
     valid_offsets: np.ndarray  # (n + 1,) int64
     valid_ids: np.ndarray  # int64: box indices (within the image) valid in each chip
     stride: int  # grid stride used this epoch, chip px
@@ -59,6 +60,7 @@ class EpochChipPlan:
             size=(int(self.size[position, 0]), int(self.size[position, 1])),
             box_ids=self.valid_ids[v0:v1],
             negative=bool(self.negative[position]),
+            focus=bool(self.focus[position]),
         )
 
 
@@ -71,6 +73,8 @@ class ChipPlanner:
         seed: shared seed; all processes must use the same one.
         negatives_per_image: negative chips sampled per image and epoch (0: none).
         stride_range: optional (min, max) chip px: draw each epoch's grid stride from it.
+        focus_sizes: for a model with a FocusPixel branch, (dc_low, small_thresh) sqrt(area) in chip
+            px: add AutoFocus training chips (:meth:`ChipGenerator.focus_chips`); None: none.
     """
 
     def __init__(
@@ -80,12 +84,14 @@ class ChipPlanner:
         seed: int,
         negatives_per_image: int = 2,
         stride_range: Optional[Sequence[int]] = None,
+        focus_sizes: Optional[Sequence[float]] = None,
     ):
         self.table = table
         self.generator = generator
         self.seed = int(seed)
         self.negatives_per_image = int(negatives_per_image)
         self.stride_range = tuple(stride_range) if stride_range else None
+        self.focus_sizes = tuple(focus_sizes) if focus_sizes is not None else None
         self._cached: Optional[EpochChipPlan] = None
 
     def epoch_stride(self, epoch: int) -> int:
@@ -100,7 +106,8 @@ class ChipPlanner:
         return self._cached
 
     def image_chips(self, index: int, epoch: int, stride: int):
-        """Chips of image ``index`` in ``epoch``: (positive chips, sampled negatives, valid ids per chip)."""
+        """Chips of image ``index`` in ``epoch``: (positive chips, then AutoFocus training chips
+        (``focus``) if any; sampled negatives; valid box ids per chip of positives + negatives)."""
         ann = self.table[index]
         rng = np.random.default_rng([self.seed, epoch, 1, index])
         assignable = ~ann.crowd
@@ -113,6 +120,11 @@ class ChipPlanner:
                 index, ann.width, ann.height, ann.proposals, positives, rng, stride=stride
             )
             negatives = sample_negative_chips(pool, self.negatives_per_image, rng)
+        if self.focus_sizes is not None:
+            positives = positives + self.generator.focus_chips(
+                index, ann.width, ann.height, ann.boxes, positives + negatives, self.focus_sizes, rng,
+                driving_mask=assignable, stride=stride,
+            )
         chips = positives + negatives
         valid = assign_valid_boxes(
             chips, ann.boxes, ann.width, ann.height, self.generator.valid_ranges, assignable_mask=assignable,
@@ -157,7 +169,7 @@ class ChipPlanner:
     def check_every_scale_has_chips(self, plan: "EpochChipPlan") -> None:
         """Raise if some training scale gets no positive chip: no box of the training set lies in
         its valid range, so the scale would only cost time (or its range is a mistake)."""
-        counts = np.bincount(plan.scale_index[~plan.negative], minlength=len(self.generator.scales))
+        counts = np.bincount(plan.scale_index[~plan.negative & ~plan.focus], minlength=len(self.generator.scales))
         empty = np.flatnonzero(counts == 0).tolist()
         if not empty:
             return
@@ -178,21 +190,23 @@ class ChipPlanner:
             chips = positives + negatives
             images_with_chips += bool(chips)
             for chip, ids in zip(chips, valid):
-                rows.append((index, chip.scale_index, chip.scale, *chip.origin, *chip.size, chip.negative))
+                rows.append((index, chip.scale_index, chip.scale, *chip.origin, *chip.size, chip.negative, chip.focus))
                 valid_parts.append(ids)
         n = len(rows)
         order = np.random.default_rng([self.seed, epoch, 2]).permutation(n)
-        table = np.array(rows, dtype=np.float64).reshape(n, 8)[order]
+        table = np.array(rows, dtype=np.float64).reshape(n, 9)[order]
         valid_parts = [valid_parts[i] for i in order]
         counts = np.fromiter((len(v) for v in valid_parts), np.int64, n)
         negative = table[:, 7].astype(bool)
+        focus = table[:, 8].astype(bool)
         size = table[:, 5:7].astype(np.int64)
         num_images = max(len(self.table), 1)
         stats = {
             "images": float(len(self.table)),
             "images_with_chips": float(images_with_chips),
-            "positive_chips": float(n - negative.sum()),
+            "positive_chips": float(n - negative.sum() - focus.sum()),
             "negative_chips": float(negative.sum()),
+            "focus_chips": float(focus.sum()),
             "chips_per_image": n / num_images,
             "pixels_per_image": float((size[:, 0] * size[:, 1]).sum()) / num_images,
         }
@@ -204,6 +218,7 @@ class ChipPlanner:
             origin=table[:, 3:5].astype(np.int64),
             size=size,
             negative=negative,
+            focus=focus,
             valid_offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
             valid_ids=np.concatenate(valid_parts).astype(np.int64) if n else np.zeros((0,), np.int64),
             stride=stride,

@@ -7,6 +7,7 @@ from detectron2.structures import BoxMode
 
 from sniper_d2.analysis import COLOURS, PanelScale, figure_shape, load_training_planner, panel_origin, panel_scale
 from sniper_d2.analysis import render_chip_panels
+from sniper_d2.analysis.chip_panels import LEGEND_PX
 from sniper_d2.chips import Chip
 from sniper_d2.config import add_sniper_config
 
@@ -94,3 +95,15 @@ def test_image_file_that_disagrees_with_the_annotations_is_named(visualize_tool,
         visualize_tool.main(args + ["b"])
     with pytest.raises(KeyError, match="no image with id c"):
         visualize_tool.main(args + ["c"])
+
+
+def test_autofocus_training_chips_are_drawn_dashed_in_their_own_colour():
+    image = np.full((100, 200, 3), 128, np.uint8)
+    boxes = np.array([[150.0, 40.0, 160.0, 50.0]])
+    chip = Chip(0, 0, 1.0, (100, 0), (100, 100), np.array([0]), focus=True)
+    scales = [PanelScale("1", 1.0, (40, -1))]
+    figure = render_chip_panels(image, boxes, np.zeros(1, bool), [chip], [np.array([], np.int64)], scales, "t", 400)
+    g, origin = panel_scale(200, 100, 400), panel_origin(200, 100, 0, 400)
+    assert 0.2 < _edge_share(figure, chip.box, g, origin, COLOURS["AutoFocus chip"], "left") < 0.8  # dashed
+    above_legend = figure[: figure.shape[0] - LEGEND_PX]
+    assert not np.all(above_legend == COLOURS["positive chip"], axis=-1).any()
