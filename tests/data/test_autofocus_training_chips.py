@@ -52,3 +52,15 @@ def test_every_small_object_of_a_coarse_scale_is_whole_in_a_chip_there(tiny_data
                 b = ann.boxes * factor
                 held |= (b[:, 0] >= x0 - 1e-6) & (b[:, 1] >= y0 - 1e-6) & (b[:, 2] <= x0 + w + 1e-6) & (b[:, 3] <= y0 + h + 1e-6)
             assert held[small].all(), (index, s)
+
+
+def test_dataset_analysis_counts_them_apart(tiny_dataset):
+    from sniper_d2.analysis.chip_statistics import chip_statistics
+    from sniper_d2.analysis.scale_coverage import DatasetBoxes
+
+    planner = _planner("SniperAutoFocusRCNN", True)
+    plan = planner.plan(0)
+    counts = chip_statistics(planner, DatasetBoxes.from_table(planner.table), epoch=0)
+    assert counts.focus.sum() == plan.stats["focus_chips"] > 0
+    assert counts.positive.sum() == plan.stats["positive_chips"]
+    assert counts.pixels.sum() == (plan.size[:, 0] * plan.size[:, 1]).sum()  # their px included
