@@ -7,7 +7,7 @@ import numpy as np
 
 from .box_checks import check_image_size, clip_proposals
 from .chip import Chip
-from .driving_boxes import box_shapes, driving_rules, proposal_rules
+from .driving_boxes import box_shapes, box_sizes, driving_rules, proposal_rules
 from .negative import negative_chips_at_scale
 from .positive import positive_chips_at_scale
 from .scales import parse_scale, parse_scales, scaled_size
@@ -199,7 +199,7 @@ class ChipGenerator:
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         allowed = _driving_mask(driving_mask, len(boxes), image_id)
         low, high = (float(v) for v in focus_sizes)
-        sizes = np.sqrt((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
+        sizes = box_sizes(boxes)
         focus = []
         for index, (factor, size) in enumerate(self.image_scales(width, height)):
             if index == 0 or not len(boxes):  # the finest scale's FocusPixels crop no finer scale

@@ -157,7 +157,7 @@ class SniperTrainLoader:
             yield batch
 
     def _log_epoch(self, epoch: int, stats: dict) -> None:
-        focus = f" + {stats['focus_chips']:.0f} AutoFocus training" if stats.get("focus_chips") else ""
+        focus = f" + {stats['focus_chips']:.0f} AutoFocus training" if stats["focus_chips"] else ""
         logger.info(
             f"SNIPER epoch {epoch}: {stats['positive_chips']:.0f} positive{focus} + {stats['negative_chips']:.0f} "
             f"negative chips from {stats['images']:.0f} images ({stats['chips_per_image']:.2f} chips/image, "

@@ -69,9 +69,8 @@ class SniperTrainer(DefaultTrainer):
         histories = self.storage.histories()
         if "sniper/epoch" in histories:
             stats = {k: histories[f"sniper/{k}"].latest() for k in (
-                "epoch", "positive_chips", "negative_chips", "focus_chips", "chips_per_image", "pixels_per_image")
-                if f"sniper/{k}" in histories}
-            focus = f"{stats['focus_chips']:.0f} AutoFocus training, " if stats.get("focus_chips") else ""
+                "epoch", "positive_chips", "negative_chips", "focus_chips", "chips_per_image", "pixels_per_image")}
+            focus = f"{stats['focus_chips']:.0f} AutoFocus training, " if stats["focus_chips"] else ""
             logger.info(
                 f"SNIPER chips (epoch {stats['epoch']:.0f}): {stats['positive_chips']:.0f} positive, {focus}"
                 f"{stats['negative_chips']:.0f} negative, {stats['chips_per_image']:.2f} chips/image, "
