@@ -14,8 +14,11 @@ then tests, one CPU thread, on the held-out test dataset (--test):
   (b) the full SNIPER pyramid: every scale on the whole image, valid ranges, soft-NMS
   (c) AutoFocus: the coarsest scale whole, finer scales only on FocusChips (SNIPER.TEST.AUTOFOCUS),
       once per --settings entry (FocusPixel thresholds, finest first)
+  (d) AutoFocus on ground-truth FocusPixel maps (held-out test only): the maps a perfect branch would
+      give, with the config's dilation and least chip sizes: what the cascade and its chip rules cost
+      and find when the branch makes no error, the ceiling of (c)
 
-(a)-(c) run image by image in turn (the order rotating per image), so that their CPU times share
+(a)-(d) run image by image in turn (the order rotating per image), so that their CPU times share
 the machine's conditions. First (b) and (c) run on the tuning dataset (--tune): the setting chosen
 there (the least CPU time among those meeting the goal) is the one whose verdict on --test counts;
 the test figures of the others are printed beside it. Per test: COCO AP/AP50/APs/APm/APl, scaled px
@@ -96,17 +99,17 @@ def _train_both(args, bench, accuracy_args):
 
 
 def _run_tests(tests, dataset_name):
-    """Test ``(label, cfg, model)`` tuples on one dataset, image by image in turn (the order rotating
-    per image) so that their CPU times share the machine's conditions; per test its metrics, px and
-    CPU s per image, and each image's FocusChips (original px)."""
+    """Test ``(label, cfg, wrapper)`` tuples (a ``SniperMultiScaleInference`` built from ``cfg``) on
+    one dataset, image by image in turn (the order rotating per image) so that their CPU times share
+    the machine's conditions; per test its metrics, px and CPU s per image, and each image's
+    FocusChips (original px)."""
     import torch
     from detectron2.evaluation import COCOEvaluator
 
     from sniper_d2 import SniperTrainer
-    from sniper_d2.inference import SniperMultiScaleInference
 
     loader = SniperTrainer.build_test_loader(tests[0][1], dataset_name)  # loads the dataset: its json for COCOEvaluator
-    wrappers = [SniperMultiScaleInference(cfg, model).eval() for _, cfg, model in tests]
+    wrappers = [wrapper.eval() for _, _, wrapper in tests]
     evaluators = [COCOEvaluator(dataset_name, output_dir=None) for _ in tests]
     for evaluator in evaluators:
         evaluator.reset()
@@ -251,12 +254,41 @@ def verdict(autofocus_rows, pyramid):
     return lines
 
 
+def _ground_truth_wrapper(cfg, model, dataset_dicts):
+    """AutoFocus as ``cfg`` runs it, but every FocusPixel map replaced by the one a perfect branch
+    would give (:meth:`~sniper_d2.inference.autofocus.FocusMap.ground_truth` of the test image's
+    boxes, the model's label sizes): the chip rules' and the cascade's own cost and accuracy,
+    without the branch's errors."""
+    import numpy as np
+    from detectron2.structures import BoxMode
+
+    from sniper_d2.inference import SniperMultiScaleInference
+
+    truth = {}
+    for d in dataset_dicts:
+        annotations = d.get("annotations", [])
+        boxes = np.array([BoxMode.convert(a["bbox"], a["bbox_mode"], BoxMode.XYXY_ABS) for a in annotations],
+                         dtype=np.float32).reshape(-1, 4)
+        truth[d["image_id"]] = (boxes, np.array([bool(a.get("iscrowd", 0)) for a in annotations], dtype=bool))
+    focus = cfg.SNIPER.AUTOFOCUS
+    label_sizes = (focus.DC_LOW, focus.SMALL_THRESH, focus.DC_HIGH)
+
+    class GroundTruthFocus(SniperMultiScaleInference):
+        def _focus_chips(self, batched_inputs, scale_index, focus_maps):
+            perfect = [m.ground_truth(*truth[x["image_id"]], label_sizes) for m, x in zip(focus_maps, batched_inputs)]
+            return super()._focus_chips(batched_inputs, scale_index, perfect)
+
+    return GroundTruthFocus(cfg, model)
+
+
 def _autofocus_tests(cfg, model, settings):
-    """(label, cfg, model) of the full pyramid and of AutoFocus at each setting (thresholds of the pruned scales)."""
+    """(label, cfg, wrapper) of the full pyramid and of AutoFocus at each setting (thresholds of the pruned scales)."""
+    from sniper_d2.inference import SniperMultiScaleInference
+
     pruned = [k for k, p in enumerate(cfg.SNIPER.TEST.AUTOFOCUS.PRUNE) if p]
     c = cfg.clone()
     c.SNIPER.TEST.AUTOFOCUS.ENABLED = False
-    tests = [("(b) full SNIPER pyramid", c, model)]
+    tests = [("(b) full SNIPER pyramid", c, SniperMultiScaleInference(c, model))]
     for setting in settings:
         values = [float(v) for v in setting.split(",")]
         if len(values) != len(pruned):
@@ -267,12 +299,14 @@ def _autofocus_tests(cfg, model, settings):
         c = cfg.clone()
         c.SNIPER.TEST.AUTOFOCUS.ENABLED = True
         c.SNIPER.TEST.AUTOFOCUS.THRESHOLDS = tuple(thresholds)
-        tests.append((f"(c) AutoFocus, thresholds {tuple(values)}", c, model))
+        tests.append((f"(c) AutoFocus, thresholds {tuple(values)}", c, SniperMultiScaleInference(c, model)))
     return tests, pruned
 
 
 def _scale_tests(cfg, model):
-    """(label, cfg, model) of each test scale alone: whole image, no range filter."""
+    """(label, cfg, wrapper) of each test scale alone: whole image, no range filter."""
+    from sniper_d2.inference import SniperMultiScaleInference
+
     tests = []
     for scale in cfg.SNIPER.TEST.SCALES:
         c = cfg.clone()
@@ -280,7 +314,7 @@ def _scale_tests(cfg, model):
         c.SNIPER.TEST.AUTOFOCUS.ENABLED = False
         c.SNIPER.TEST.AUTOFOCUS.PRUNE, c.SNIPER.TEST.AUTOFOCUS.THRESHOLDS = (False,), (0.0,)
         c.SNIPER.TEST.AUTOFOCUS.DILATIONS, c.SNIPER.TEST.AUTOFOCUS.MIN_CHIP_SIZES = (1,), (1,)
-        tests.append((f"(a) AutoFocus model at scale {scale} alone", c, model))
+        tests.append((f"(a) AutoFocus model at scale {scale} alone", c, SniperMultiScaleInference(c, model)))
     return tests
 
 
@@ -343,6 +377,12 @@ def main(argv=None):
         single_cfg = bench._variant_cfg(accuracy_args, "single", args.seed, args.output)
         rows.append(_single_test(single_cfg, _load(single_cfg, single_weights), args.test,
                                  single["iterations"] if single else None))
+    perfect_cfg = cfg.clone()
+    perfect_cfg.SNIPER.TEST.AUTOFOCUS.ENABLED = True
+    perfect_cfg.SNIPER.TEST.AUTOFOCUS.THRESHOLDS = tuple(  # a perfect map's cells are 0 or 1
+        0.5 if p else t for t, p in zip(cfg.SNIPER.TEST.AUTOFOCUS.THRESHOLDS, cfg.SNIPER.TEST.AUTOFOCUS.PRUNE))
+    autofocus_tests.append(("(d) AutoFocus on ground-truth FocusPixel maps (a perfect branch)", perfect_cfg,
+                            _ground_truth_wrapper(perfect_cfg, model, dataset_dicts)))
     rows += _run_tests(_scale_tests(cfg, model) + autofocus_tests, args.test)
     pyramid_index = len(rows) - len(autofocus_tests)
     pyramid, autofocus_rows = rows[pyramid_index], rows[pyramid_index + 1:]

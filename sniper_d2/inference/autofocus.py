@@ -9,6 +9,7 @@ detector (a whole image, a FocusChip or a tile of either) also gives a map of it
 image at that scale, from which the next finer scale's FocusChips come. :class:`PixelCounts`
 keeps the pixels run through the detector against those of the full pyramid, in every mode.
 """
+import copy
 import math
 from dataclasses import dataclass
 from numbers import Integral, Real
@@ -16,8 +17,11 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 
+import torch
+
 from ..chips.focus_chips import focus_chips, focus_chips_to_original
 from ..chips.scales import scaled_size
+from ..modeling.focus_pixels import FOCUS_POSITIVE, focus_pixel_labels
 from .tiling import Tile
 
 __all__ = ["FocusMap", "PixelCounts", "check_autofocus_model", "check_autofocus_settings"]
@@ -110,8 +114,32 @@ class FocusMap:
     def __init__(self, width: int, height: int, factor: float, stride: int):
         """``width`` x ``height`` original px, ``factor`` scaled px per original px, ``stride`` scaled px per cell."""
         self.factor, self.stride = float(factor), int(stride)
-        scaled_width, scaled_height = scaled_size(width, height, factor)
-        self.cells = np.full((math.ceil(scaled_height / stride), math.ceil(scaled_width / stride)), np.nan)
+        self.scaled_width, self.scaled_height = scaled_size(width, height, factor)
+        self.cells = np.full((math.ceil(self.scaled_height / stride), math.ceil(self.scaled_width / stride)), np.nan)
+
+    def ground_truth(self, boxes: np.ndarray, crowd: np.ndarray, label_sizes: Tuple[float, float, float]) -> "FocusMap":
+        """The map a perfect FocusPixel branch would have given where this one has predictions:
+        probability 1 in the cells that training labels positive for these ground-truth boxes at
+        this scale (:func:`~sniper_d2.modeling.focus_pixels.focus_pixel_labels` on the whole
+        scaled image), 0 in the others, NaN where this map is NaN (the scale did not run there).
+
+        Args:
+            boxes: ``(N, 4)`` XYXY, original px.
+            crowd: ``(N,)`` bool, True for crowd boxes (never positive).
+            label_sizes: ``(dc_low, small_thresh, dc_high)``, sqrt(area) in scaled px
+                (``SNIPER.AUTOFOCUS.DC_LOW / SMALL_THRESH / DC_HIGH``).
+        """
+        labels = focus_pixel_labels(
+            torch.as_tensor(np.asarray(boxes, dtype=np.float32).reshape(-1, 4) * self.factor),
+            torch.as_tensor(np.asarray(crowd, dtype=bool).reshape(-1)),
+            (self.scaled_height, self.scaled_width),
+            self.cells.shape,
+            self.stride,
+            *label_sizes,
+        ).numpy()
+        truth = copy.copy(self)
+        truth.cells = np.where(np.isnan(self.cells), np.nan, (labels == FOCUS_POSITIVE).astype(np.float64))
+        return truth
 
     def paste(self, region: Tile, region_cells: np.ndarray, region_scaled_size: Tuple[int, int]) -> None:
         """Add the map of one detector run on ``region`` (original px) resized to

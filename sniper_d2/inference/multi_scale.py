@@ -393,11 +393,7 @@ class SniperMultiScaleInference(nn.Module):
             for scale_index in reversed(range(num_scales)) if self.autofocus else range(num_scales):
                 chips = None
                 if self.autofocus and self.focus_prune[scale_index]:
-                    chips = [
-                        focus_map.chips(self.focus_thresholds[scale_index], self.focus_dilations[scale_index],
-                                        self.focus_min_chip_sizes[scale_index], _original_size(inputs, i))
-                        for i, (focus_map, inputs) in enumerate(zip(focus_maps, batched_inputs))
-                    ]
+                    chips = self._focus_chips(batched_inputs, scale_index, focus_maps)
                 per_scale[scale_index], focus_maps = self._scale_detections(batched_inputs, scale_index, chips)
             self.pixel_counts.images += len(batched_inputs)
             results = []
@@ -417,6 +413,18 @@ class SniperMultiScaleInference(nn.Module):
                 )
                 results.append({"instances": paste_mask_rois(merged)})
             return results
+
+    def _focus_chips(
+        self, batched_inputs: List[Dict], scale_index: int, focus_maps: List[FocusMap]
+    ) -> List[np.ndarray]:
+        """Per input, the FocusChips of the pruned scale ``scale_index``, int64 ``(K, 4)``
+        original px, from ``focus_maps``: each input's map at the next coarser scale, with this
+        scale's threshold, dilation and least chip size."""
+        return [
+            focus_map.chips(self.focus_thresholds[scale_index], self.focus_dilations[scale_index],
+                            self.focus_min_chip_sizes[scale_index], _original_size(inputs, i))
+            for i, (focus_map, inputs) in enumerate(zip(focus_maps, batched_inputs))
+        ]
 
     def _scale_detections(
         self, batched_inputs: List[Dict], scale_index: int, chips: Optional[List[np.ndarray]] = None

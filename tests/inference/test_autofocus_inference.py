@@ -134,6 +134,48 @@ def test_focus_map_pastes_each_run_on_the_whole_image_cells_it_covers():
     assert focus_map.chips(0.5, 1, 1, (200, 320)).tolist() == [[96, 32, 160, 80]]
 
 
+def test_ground_truth_map_marks_the_cells_training_labels_positive_where_the_scale_ran():
+    focus_map = FocusMap(width=320, height=200, factor=0.5, stride=8)  # 20 x 13 cells of 16 original px
+    focus_map.cells[:, :10] = 0.3  # the scale ran on the left half only
+    boxes = np.array([[32, 32, 52, 52],      # 10 scaled px: positive in (2, 16)
+                      [96, 96, 156, 156],    # 30 scaled px: don't care in [16, 40), not a FocusPixel
+                      [0, 160, 20, 180],     # crowd: never a FocusPixel
+                      [240, 32, 260, 52]])   # small, but where the scale did not run: stays NaN
+    truth = focus_map.ground_truth(boxes, np.array([False, False, True, False]), (2.0, 16.0, 40.0))
+    positive = np.zeros((13, 20))
+    positive[2:4, 2:4] = 1  # scaled px [16, 26) x [16, 26): cells 2..3
+    assert np.array_equal(np.isnan(truth.cells), np.isnan(focus_map.cells))
+    assert np.array_equal(truth.cells[:, :10], positive[:, :10])
+    assert np.all(focus_map.cells[:, :10] == 0.3)  # the map itself is unchanged
+    assert truth.chips(0.5, 1, 1, (200, 320)).tolist() == [[32, 32, 64, 64]]
+
+
+def test_the_benchmarks_perfect_branch_puts_the_focus_chips_on_the_ground_truth():
+    from benchmark_scripts import load_benchmark
+    from detectron2.config import get_cfg
+    from detectron2.structures import BoxMode
+
+    from sniper_d2.config import add_sniper_config
+
+    bench = load_benchmark("bench_autofocus.py", "bench_autofocus")
+    cfg = get_cfg()
+    add_sniper_config(cfg)
+    cfg.SNIPER.TEST.SCALES, cfg.SNIPER.TEST.VALID_RANGES = tuple(SCALES), tuple(RANGES)
+    cfg.SNIPER.TEST.SCORE_THRESH, cfg.SNIPER.TEST.RAW_SCALE_DETECTIONS = 0.0, False  # the fake has no box head
+    focus = cfg.SNIPER.TEST.AUTOFOCUS
+    focus.ENABLED, focus.PRUNE, focus.THRESHOLDS = True, (True, True, False), (0.5, 0.5, 0.0)
+    focus.DILATIONS, focus.MIN_CHIP_SIZES = (1, 1, 1), (4, 4, 1)
+    cfg.SNIPER.AUTOFOCUS.DC_LOW, cfg.SNIPER.AUTOFOCUS.SMALL_THRESH, cfg.SNIPER.AUTOFOCUS.DC_HIGH = 1.0, 16.0, 24.0
+    annotations = [{"bbox": [200, 120, 6, 6], "bbox_mode": BoxMode.XYWH_ABS, "iscrowd": 0},
+                   {"bbox": [20, 150, 6, 6], "bbox_mode": BoxMode.XYWH_ABS, "iscrowd": 1}]
+    perfect = bench._ground_truth_wrapper(cfg, FocusBlobDetector(), [{"image_id": 3, "annotations": annotations}])
+    perfect([{"image": make_image(FOCUS), "height": HEIGHT, "width": WIDTH, "image_id": 3}])
+    # the branch's own FocusPixels (FOCUS) are ignored; the 6 px object's cell, widened to 4 cells:
+    # at 0.5 cell (12, 7) of 16 original px -> the middle scale's chip, in it at 1.0 cell (25, 15) of 8 px
+    assert [r.tolist() for r in perfect.last_focus_chips[0]] == [
+        [[192, 112, 224, 144]], [[176, 96, 240, 160]], [[0, 0, WIDTH, HEIGHT]]]
+
+
 # FocusPixels at the corner and around (96..128, 64..96) px: at 0.5 (16 original px per cell)
 # the cells [0, 2) and cols [6, 8) x rows [4, 6); widened to 4 cells these give the middle
 # scale's chips; there the map (8 px per cell) gives the finest scale's chips of 4 cells
