@@ -110,6 +110,8 @@ def _run_tests(tests, dataset_name):
 
     loader = SniperTrainer.build_test_loader(tests[0][1], dataset_name)  # loads the dataset: its json for COCOEvaluator
     wrappers = [wrapper.eval() for _, _, wrapper in tests]
+    for wrapper in wrappers:  # a wrapper may have run on another dataset before
+        wrapper.reset_pixel_counts()
     evaluators = [COCOEvaluator(dataset_name, output_dir=None) for _ in tests]
     for evaluator in evaluators:
         evaluator.reset()

@@ -65,3 +65,58 @@ def test_the_setting_chosen_on_the_tuning_set_meets_the_goal_at_the_least_time(b
             row(10.5, 8.5, 700.0, 1.2)]  # px and time above half: not met
     assert bench.choose(rows, pyramid) == 2
     assert bench.choose([rows[0], rows[3]], pyramid) is None
+
+
+def test_each_dataset_run_counts_only_its_own_images_and_pixels(bench, tmp_path):
+    """The same wrappers test the tuning and the held-out dataset: each run's px and CPU s per image
+    are of its own images."""
+    import cv2
+    import torch
+    from detectron2.data import MetadataCatalog
+    from detectron2.data.datasets.coco import convert_to_coco_json
+    from detectron2.structures import Boxes, BoxMode, Instances
+    from sniper_test_data import register_dataset, small_sniper_cfg
+    from torch import nn
+
+    from sniper_d2.inference import SniperMultiScaleInference
+
+    class SquareFinder(nn.Module):
+        """Finds the bright square of each image (score 0.9, class 0), in original px."""
+
+        backbone = None
+        proposal_generator = True
+        device = torch.device("cpu")
+
+        def inference(self, batched_inputs, do_postprocess=True):
+            outputs = []
+            for x in batched_inputs:
+                ys, xs = torch.nonzero(x["image"][0] > 128, as_tuple=True)
+                sy, sx = x["height"] / x["image"].shape[1], x["width"] / x["image"].shape[2]
+                box = [[xs.min() * sx, ys.min() * sy, (xs.max() + 1) * sx, (ys.max() + 1) * sy]]
+                outputs.append({"instances": Instances((x["height"], x["width"]), pred_boxes=Boxes(torch.tensor(box)),
+                                                       scores=torch.tensor([0.9]), pred_classes=torch.tensor([0]))})
+            return outputs
+
+    def dataset(name, sizes):
+        records = []
+        for i, (w, h) in enumerate(sizes):
+            image = np.zeros((h, w, 3), np.uint8)
+            image[10:30, 10:30] = 255
+            cv2.imwrite(str(tmp_path / f"{name}{i}.png"), image)
+            records.append({"file_name": str(tmp_path / f"{name}{i}.png"), "image_id": i, "width": w, "height": h,
+                            "annotations": [{"bbox": [10, 10, 20, 20], "bbox_mode": BoxMode.XYWH_ABS,
+                                             "category_id": 0, "iscrowd": 0}]})
+        register_dataset(name, records)
+        convert_to_coco_json(name, str(tmp_path / f"{name}.json"))
+        MetadataCatalog.get(name).set(json_file=str(tmp_path / f"{name}.json"))
+        return name
+
+    cfg = small_sniper_cfg()
+    cfg.SNIPER.TEST.SCALES, cfg.SNIPER.TEST.VALID_RANGES = (2.0, 1.0), ((-1, 40), (30, -1))
+    cfg.SNIPER.TEST.RAW_SCALE_DETECTIONS = False
+    tests = [("(b) full SNIPER pyramid", cfg, SniperMultiScaleInference(cfg, SquareFinder()))]
+    tune = bench._run_tests(tests, dataset("bench_af_tune", [(64, 48), (80, 64), (96, 96)]))
+    held_out = bench._run_tests(tests, dataset("bench_af_test", [(40, 40)]))
+    assert tune[0]["px_per_image"] == (5 * 64 * 48 + 5 * 80 * 64 + 5 * 96 * 96) / 3
+    assert held_out[0]["px_per_image"] == held_out[0]["full_px_per_image"] == 5 * 40 * 40
+    assert held_out[0]["metrics"]["AP"] > 99
