@@ -259,8 +259,8 @@ def verdict(autofocus_rows, pyramid):
 def _ground_truth_wrapper(cfg, model, dataset_dicts):
     """AutoFocus as ``cfg`` runs it, but every FocusPixel map replaced by the one a perfect branch
     would give (:meth:`~sniper_d2.inference.autofocus.FocusMap.ground_truth` of the test image's
-    boxes, the model's label sizes): the chip rules' and the cascade's own cost and accuracy,
-    without the branch's errors."""
+    boxes, the label sizes of ``cfg.SNIPER.AUTOFOCUS``): the chip rules' and the cascade's own cost
+    and accuracy, without the branch's errors."""
     import numpy as np
     from detectron2.structures import BoxMode
 

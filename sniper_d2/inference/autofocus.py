@@ -16,7 +16,6 @@ from numbers import Integral, Real
 from typing import List, Sequence, Tuple
 
 import numpy as np
-
 import torch
 
 from ..chips.focus_chips import focus_chips, focus_chips_to_original
